@@ -1,0 +1,205 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+
+	"github.com/cairn-cjo/cairn/state"
+)
+
+// maxInternalEvents bounds the internal events one input event may cause, so
+// that two operators that trigger each other cannot loop forever.
+const maxInternalEvents = 256
+
+// clockKeyName is the meta key holding the partition clock; it is written
+// through the batch, so it is changelogged like any other state.
+const clockKeyName = "clock"
+
+// partitionCore runs operators over one partition's state. It is the part of
+// a partition worker that knows nothing about Kafka: the engine's workers and
+// Local both drive it. It is owned by one goroutine.
+type partitionCore struct {
+	p       int32
+	store   state.Store
+	batch   state.Batch
+	byEvent map[string][]Operator
+	always  []Operator
+	byName  map[string]Operator
+	log     *slog.Logger
+
+	clock   int64 // largest event time seen, ms; persisted under clockKeyName
+	nextDue int64 // lower bound on the earliest timer's due time
+
+	// wallLimit, if set, returns the largest timestamp the clock may take
+	// from an event (wall clock + 5 min, design §3).
+	wallLimit func() int64
+
+	sink     func(Output)
+	upserts  []Output
+	upsertAt map[string]int
+	internal []Event
+
+	timersFired int64
+}
+
+func newPartitionCore(p int32, store state.Store, ops []Operator, log *slog.Logger) *partitionCore {
+	c := &partitionCore{
+		p: p, store: store, batch: store.NewBatch(),
+		byEvent: map[string][]Operator{}, byName: map[string]Operator{},
+		upsertAt: map[string]int{}, log: log,
+	}
+	for _, op := range ops {
+		c.byName[op.Name()] = op
+		names := op.Events()
+		if names == nil {
+			c.always = append(c.always, op)
+		}
+		for _, n := range names {
+			c.byEvent[n] = append(c.byEvent[n], op)
+		}
+	}
+	return c
+}
+
+// load reads the committed clock and resets the timer bound. It is called
+// after a restore and after a transaction is dropped.
+func (c *partitionCore) load() error {
+	v, err := c.store.Get(state.MetaKey(c.p, clockKeyName))
+	if err != nil {
+		return err
+	}
+	c.clock = math.MinInt64
+	if len(v) == 8 {
+		c.clock = int64(binary.BigEndian.Uint64(v))
+	}
+	c.nextDue = math.MinInt64 // unknown: the next fireDue seeks
+	return nil
+}
+
+// drop discards every uncommitted write and output.
+func (c *partitionCore) drop() error {
+	c.batch.Discard()
+	c.upserts, c.internal = c.upserts[:0], c.internal[:0]
+	clear(c.upsertAt)
+	return c.load()
+}
+
+func (c *partitionCore) setClock(ts int64) error {
+	if ts <= c.clock {
+		return nil
+	}
+	c.clock = ts
+	return c.batch.Set(state.MetaKey(c.p, clockKeyName), binary.BigEndian.AppendUint64(nil, uint64(ts)))
+}
+
+// processEvent advances the clock, fires due timers, applies profile updates
+// and hands ev to every operator that listens for it, then drains the
+// internal events they emitted.
+func (c *partitionCore) processEvent(ev *Event) error {
+	ts := ev.TS
+	if c.wallLimit != nil {
+		ts = min(ts, c.wallLimit())
+	}
+	if err := c.advance(ts); err != nil {
+		return err
+	}
+	if err := c.dispatch(ev); err != nil {
+		return err
+	}
+	return c.drainInternal()
+}
+
+// advance moves the clock to ts (if later) and fires every timer due at or
+// before the clock, in due order.
+func (c *partitionCore) advance(ts int64) error {
+	if err := c.setClock(ts); err != nil {
+		return err
+	}
+	return c.fireDue(c.clock)
+}
+
+func (c *partitionCore) dispatch(ev *Event) error {
+	if ev.Name == EventProfileSet || ev.Name == EventProfileUnset {
+		if err := c.updateProfile(ev); err != nil {
+			return err
+		}
+	}
+	for _, ops := range [2][]Operator{c.byEvent[ev.Name], c.always} {
+		for _, op := range ops {
+			ctx := &Context{core: c, op: op.Name(), user: ev.UserID, now: ev.TS}
+			if err := op.OnEvent(ctx, ev); err != nil {
+				return fmt.Errorf("operator %s on event %s: %w", op.Name(), ev.Cause(), err)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *partitionCore) drainInternal() error {
+	for i := 0; len(c.internal) > 0; i++ {
+		if i >= maxInternalEvents {
+			return fmt.Errorf("more than %d internal events from one input: operators loop", maxInternalEvents)
+		}
+		ev := c.internal[0]
+		c.internal = c.internal[1:]
+		if err := c.dispatch(&ev); err != nil {
+			return err
+		}
+	}
+	c.internal = c.internal[:0]
+	return nil
+}
+
+func (c *partitionCore) profile(user string) (map[string]any, error) {
+	v, err := c.batch.Get(state.UserKey(c.p, user, ProfileOperator, nil))
+	if err != nil || v == nil {
+		return map[string]any{}, err
+	}
+	p := map[string]any{}
+	if err := state.DecodeValue(v, &p); err != nil {
+		return nil, fmt.Errorf("reading profile of %s: %w", user, err)
+	}
+	return p, nil
+}
+
+func (c *partitionCore) updateProfile(ev *Event) error {
+	p, err := c.profile(ev.UserID)
+	if err != nil {
+		return err
+	}
+	for k, v := range ev.Props {
+		if ev.Name == EventProfileSet {
+			p[k] = v
+		} else {
+			delete(p, k)
+		}
+	}
+	b, err := state.EncodeValue(p)
+	if err != nil {
+		return err
+	}
+	return c.batch.Set(state.UserKey(c.p, ev.UserID, ProfileOperator, nil), b)
+}
+
+func (c *partitionCore) emit(out Output) { c.sink(out) }
+
+func (c *partitionCore) upsert(out Output) {
+	k := out.Topic + "\x00" + string(out.Key)
+	if i, ok := c.upsertAt[k]; ok {
+		c.upserts[i] = out
+		return
+	}
+	c.upsertAt[k] = len(c.upserts)
+	c.upserts = append(c.upserts, out)
+}
+
+// flushUpserts emits the coalesced upserts of this transaction.
+func (c *partitionCore) flushUpserts() {
+	for _, out := range c.upserts {
+		c.sink(out)
+	}
+	c.upserts = c.upserts[:0]
+	clear(c.upsertAt)
+}

@@ -1,0 +1,270 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Store is Cairn's local state: one per process, shared by all partition
+// workers, each of which only touches keys under its own partition prefix.
+//
+// Concurrency: every Store method is safe for concurrent use. A Batch is not:
+// it is owned by one goroutine at a time (its partition's worker).
+type Store interface {
+	// NewBatch returns an empty batch whose reads see its own writes on top
+	// of the committed state.
+	NewBatch() Batch
+	// Get returns the committed value of key, or nil if it is absent.
+	Get(key []byte) ([]byte, error)
+	// Scan calls fn for every committed key in [lower, upper) in order. The
+	// slices passed to fn are only valid during the call.
+	Scan(lower, upper []byte, fn func(key, value []byte) error) error
+	// DeleteRange deletes every committed key in [lower, upper).
+	DeleteRange(lower, upper []byte) error
+	// DiskUsage returns an estimate of the bytes stored under [lower, upper).
+	DiskUsage(lower, upper []byte) (uint64, error)
+	// Flush makes every committed batch durable.
+	Flush() error
+	// Close flushes and releases the store.
+	Close() error
+}
+
+// Batch buffers writes until Commit applies them atomically. It records which
+// keys it changed so that the engine can write one changelog record per key.
+//
+// Cost: reads through a batch merge its index with the committed state, so a
+// Get costs one Pebble lookup; writes are O(log n) in the batch size.
+type Batch interface {
+	Get(key []byte) ([]byte, error)
+	Set(key, value []byte) error
+	Delete(key []byte) error
+	Scan(lower, upper []byte, fn func(key, value []byte) error) error
+	// Changes calls fn once per key written since the batch was created or
+	// last reset, in key order, with value nil for a deletion.
+	Changes(fn func(key, value []byte) error) error
+	// Empty reports whether the batch holds no writes.
+	Empty() bool
+	// Commit applies the batch atomically and resets it.
+	Commit() error
+	// Discard drops every write and resets the batch.
+	Discard()
+	// Close releases the batch; it must not be used afterwards.
+	Close()
+}
+
+// Options configures OpenPebble. The zero value is valid.
+type Options struct {
+	// InMemory keeps the store in memory (vfs.NewMem); for tests and the
+	// in-memory operator harness. Default false.
+	InMemory bool
+	// FS overrides the filesystem, e.g. an errorfs for fault tests. Default
+	// vfs.Default, or vfs.NewMem() when InMemory.
+	FS vfs.FS
+	// CacheBytes is Pebble's block cache size. Default 64 MiB.
+	CacheBytes int64
+	// Sync makes every Commit wait for the WAL to be synced. Default false:
+	// the changelog is the source of truth (design §2), so a lost WAL tail
+	// only costs a longer restore.
+	Sync bool
+}
+
+// EnsureDefaults fills in zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.FS == nil {
+		if o.InMemory {
+			o.FS = vfs.NewMem()
+		} else {
+			o.FS = vfs.Default
+		}
+	}
+}
+
+type pebbleStore struct {
+	db    *pebble.DB
+	cache *pebble.Cache
+	wo    *pebble.WriteOptions
+}
+
+// OpenPebble opens (creating if needed) a Pebble store in dir.
+func OpenPebble(dir string, o Options) (Store, error) {
+	o.EnsureDefaults()
+	cache := pebble.NewCache(o.CacheBytes)
+	po := &pebble.Options{FS: o.FS, Cache: cache, Logger: quietLogger{}}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		cache.Unref()
+		return nil, fmt.Errorf("opening pebble at %s: %w", dir, err)
+	}
+	wo := pebble.NoSync
+	if o.Sync {
+		wo = pebble.Sync
+	}
+	return &pebbleStore{db: db, cache: cache, wo: wo}, nil
+}
+
+func (s *pebbleStore) NewBatch() Batch {
+	return &pebbleBatch{s: s, b: s.db.NewIndexedBatch(), changed: map[string][]byte{}}
+}
+
+func (s *pebbleStore) Get(key []byte) ([]byte, error) { return get(s.db, key) }
+
+func (s *pebbleStore) Scan(lower, upper []byte, fn func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("scanning state: %w", err)
+	}
+	return scan(it, fn)
+}
+
+func (s *pebbleStore) DeleteRange(lower, upper []byte) error {
+	if err := s.db.DeleteRange(lower, upper, s.wo); err != nil {
+		return fmt.Errorf("deleting state range: %w", err)
+	}
+	return nil
+}
+
+func (s *pebbleStore) DiskUsage(lower, upper []byte) (uint64, error) {
+	n, err := s.db.EstimateDiskUsage(lower, upper)
+	if err != nil {
+		return 0, fmt.Errorf("estimating state size: %w", err)
+	}
+	return n, nil
+}
+
+func (s *pebbleStore) Flush() error {
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("flushing state: %w", err)
+	}
+	return nil
+}
+
+func (s *pebbleStore) Close() error {
+	err := s.db.Close()
+	s.cache.Unref()
+	if err != nil {
+		return fmt.Errorf("closing state: %w", err)
+	}
+	return nil
+}
+
+type getter interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+func get(r getter, key []byte) ([]byte, error) {
+	v, c, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state key %x: %w", key, err)
+	}
+	out := append([]byte(nil), v...)
+	_ = c.Close()
+	return out, nil
+}
+
+func scan(it *pebble.Iterator, fn func(k, v []byte) error) error {
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("scanning state: %w", err)
+		}
+		if err := fn(it.Key(), v); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("scanning state: %w", err)
+	}
+	return nil
+}
+
+// pebbleBatch wraps an indexed Pebble batch. changed maps each written key
+// to its latest value (nil for a delete) for Changes.
+type pebbleBatch struct {
+	s       *pebbleStore
+	b       *pebble.Batch
+	changed map[string][]byte
+}
+
+func (b *pebbleBatch) Get(key []byte) ([]byte, error) { return get(b.b, key) }
+
+func (b *pebbleBatch) Set(key, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	if err := b.b.Set(key, value, nil); err != nil {
+		return fmt.Errorf("writing state key %x: %w", key, err)
+	}
+	b.changed[string(key)] = append([]byte(nil), value...)
+	return nil
+}
+
+func (b *pebbleBatch) Delete(key []byte) error {
+	if err := b.b.Delete(key, nil); err != nil {
+		return fmt.Errorf("deleting state key %x: %w", key, err)
+	}
+	b.changed[string(key)] = nil
+	return nil
+}
+
+func (b *pebbleBatch) Scan(lower, upper []byte, fn func(k, v []byte) error) error {
+	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("scanning state: %w", err)
+	}
+	return scan(it, fn)
+}
+
+func (b *pebbleBatch) Changes(fn func(k, v []byte) error) error {
+	keys := make([]string, 0, len(b.changed))
+	for k := range b.changed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := fn([]byte(k), b.changed[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *pebbleBatch) Empty() bool { return b.b.Empty() }
+
+func (b *pebbleBatch) Commit() error {
+	if err := b.s.db.Apply(b.b, b.s.wo); err != nil {
+		return fmt.Errorf("applying state batch: %w", err)
+	}
+	b.reset()
+	return nil
+}
+
+func (b *pebbleBatch) Discard() { b.reset() }
+
+func (b *pebbleBatch) reset() {
+	_ = b.b.Close()
+	b.b = b.s.db.NewIndexedBatch()
+	clear(b.changed)
+}
+
+func (b *pebbleBatch) Close() { _ = b.b.Close() }
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
