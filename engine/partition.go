@@ -13,6 +13,9 @@ import (
 // that two operators that trigger each other cannot loop forever.
 const maxInternalEvents = 256
 
+// minDue marks nextDue as unknown: the next fireDue seeks the first timer.
+const minDue = math.MinInt64
+
 // clockKeyName is the meta key holding the partition clock; it is written
 // through the batch, so it is changelogged like any other state.
 const clockKeyName = "clock"
@@ -74,7 +77,7 @@ func (c *partitionCore) load() error {
 	if len(v) == 8 {
 		c.clock = int64(binary.BigEndian.Uint64(v))
 	}
-	c.nextDue = math.MinInt64 // unknown: the next fireDue seeks
+	c.nextDue = minDue
 	return nil
 }
 

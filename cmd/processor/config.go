@@ -1,0 +1,140 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cairn-cjo/cairn/engine"
+)
+
+// Config is everything `processor run` takes. Each field is a flag; each
+// flag has a CAIRN_* environment variable (upper case, '-' → '_') and a key
+// of the same name in the --config YAML file. Precedence: flag, then
+// environment, then file, then the default. docs/operations.md lists them.
+type Config struct {
+	Brokers        string        // --brokers: comma-separated seed brokers
+	AppID          string        // --app-id: consumer group and internal topic prefix
+	InputTopic     string        // --input-topic
+	StateDir       string        // --state-dir: Pebble directory
+	Definitions    string        // --definitions: directory of YAML definitions
+	HTTP           string        // --http: metrics, health and API address
+	CommitInterval time.Duration // --commit-interval
+	InstanceID     string        // --instance-id: default hostname-pid
+	LogLevel       string        // --log-level: debug, info, warn, error
+}
+
+// bindFlags registers c's flags with their defaults on fs.
+func (c *Config) bindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Brokers, "brokers", "127.0.0.1:9092", "comma-separated seed brokers")
+	fs.StringVar(&c.AppID, "app-id", "cairn", "consumer group id and prefix of internal topics")
+	fs.StringVar(&c.InputTopic, "input-topic", "events", "input event topic")
+	fs.StringVar(&c.StateDir, "state-dir", "./cairn-state", "directory of the local state store")
+	fs.StringVar(&c.Definitions, "definitions", "", "directory of journey, segment and funnel definitions (YAML)")
+	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "address of the metrics, health and API server")
+	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "longest time a transaction stays open")
+	fs.StringVar(&c.InstanceID, "instance-id", "", "unique, stable id of this instance (default hostname-pid)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// Validate reports every invalid field.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Definitions == "" {
+		errs = append(errs, errors.New("--definitions: required"))
+	}
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("--state-dir: required"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Engine returns the engine configuration.
+func (c *Config) Engine() engine.Config {
+	return engine.Config{
+		Brokers:        splitList(c.Brokers),
+		AppID:          c.AppID,
+		InputTopic:     c.InputTopic,
+		InstanceID:     c.InstanceID,
+		CommitInterval: c.CommitInterval,
+	}
+}
+
+// parseConfig parses args into fs, then fills every flag not given on the
+// command line from CAIRN_* variables and then from the --config file.
+func parseConfig(fs *flag.FlagSet, args []string) error {
+	file := fs.String("config", "", "YAML file with options (keys are flag names)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fileVals, err := readConfigFile(*file)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || f.Name == "config" {
+			return
+		}
+		env := "CAIRN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			return
+		}
+		if v, ok := fileVals[f.Name]; ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s: %w", *file, f.Name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func readConfigFile(path string) (map[string]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("parsing config file %s: %w", path, err)
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		if l, ok := v.([]any); ok {
+			parts := make([]string, len(l))
+			for i, x := range l {
+				parts[i] = fmt.Sprint(x)
+			}
+			out[k] = strings.Join(parts, ",")
+			continue
+		}
+		out[k] = fmt.Sprint(v)
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

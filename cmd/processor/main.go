@@ -1,0 +1,74 @@
+// Command processor is Cairn's single binary. It is wiring only: it parses
+// flags, environment and config files into configs, builds the engine,
+// operators and servers, and runs them.
+//
+//	processor run       run an instance against Kafka (production)
+//	processor dev       embedded broker + instance + examples + demo events
+//	processor broker    serve the embedded Kafka-compatible broker
+//	processor validate  check definitions and config
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `usage: processor <command> [flags]
+
+commands:
+  run       run a Cairn instance against Kafka
+  dev       start an embedded broker, one instance, the examples and a demo stream
+  broker    serve the embedded Kafka-compatible broker
+  validate  check definitions (and a config file) and exit
+
+Run 'processor <command> -h' for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "run":
+		err = cmdRun(ctx, args)
+	case "dev":
+		err = cmdDev(ctx, args)
+	case "broker":
+		err = cmdBroker(ctx, args)
+	case "validate":
+		err = cmdValidate(args)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "processor %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(level string) *slog.Logger {
+	l, _ := parseLevel(level)
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

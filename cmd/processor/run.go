@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/internal/api"
+	"github.com/cairn-cjo/cairn/operators"
+	"github.com/cairn-cjo/cairn/state"
+)
+
+func cmdRun(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var c Config
+	c.bindFlags(fs)
+	if err := parseConfig(fs, args); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return runInstance(ctx, c, newLogger(c.LogLevel), nil)
+}
+
+// instance is one running processor: store, engine and HTTP server.
+type instance struct {
+	eng *engine.Engine
+	srv *api.Server
+	set *operators.Set
+}
+
+// runInstance builds and runs an instance until ctx is canceled. started, if
+// not nil, is called once the HTTP server listens.
+func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*instance)) error {
+	ecfg := c.Engine()
+	ecfg.EnsureDefaults()
+	set, err := operators.Load(c.Definitions, operators.Options{AggregatesTopic: ecfg.AggregatesTopic()})
+	if err != nil {
+		return fmt.Errorf("loading definitions:\n%w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ecfg.Registerer, ecfg.Logger = reg, log
+	st, err := state.OpenPebble(c.StateDir, state.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	eng, err := engine.New(ecfg, st, set.Operators)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(c.HTTP, reg, eng.Ready)
+	if err != nil {
+		return fmt.Errorf("listening on --http %s: %w", c.HTTP, err)
+	}
+	inst := &instance{eng: eng, srv: srv, set: set}
+	go func() { _ = srv.Serve(ctx) }()
+	if started != nil {
+		started(inst)
+	}
+	log.Info("cairn instance starting", "app_id", ecfg.AppID, "instance", ecfg.InstanceID,
+		"input", ecfg.InputTopic, "http", srv.Addr(), "operators", len(set.Operators))
+	if err := eng.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("cairn instance stopped cleanly")
+	return nil
+}

@@ -1,0 +1,286 @@
+// Package engine runs operators over a Kafka event log, exactly once.
+//
+// One Engine per process consumes the input topic in a consumer group (the
+// cooperative-sticky balancer), runs one worker goroutine per owned
+// partition, and commits every output, changelog record and input offset in
+// one Kafka transaction per commit cycle; only after that commit does each
+// worker apply its buffered state to Pebble (docs/design.md).
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairn-cjo/cairn/state"
+)
+
+// ErrFatal wraps errors after which the engine must stop rather than
+// rebuild its session: the local store failed after a Kafka commit.
+var ErrFatal = errors.New("fatal engine error")
+
+// Engine is one Cairn process's stream processor. Create it with New and
+// run it with Run; its read methods are safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	ops   []Operator
+	store state.Store
+	log   *slog.Logger
+	m     *metrics
+	adm   *kadm.Client
+	admCl *kgo.Client
+
+	partitions int32 // input partition count, set by Run before consuming
+
+	// sess is the current transactional session. It is replaced only by
+	// runSession, between sessions, when no worker is running.
+	sess *kgo.GroupTransactSession
+
+	mu      sync.Mutex // guards workers and restoring
+	workers map[int32]*worker
+	ready   atomic.Bool
+
+	produceErr atomic.Pointer[error] // first produce error of the open transaction
+	assignErr  atomic.Pointer[error] // a failed restore: the session must be rebuilt
+}
+
+// New validates cfg and returns an engine running ops over store.
+func New(cfg Config, store state.Store, ops []Operator) (*Engine, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("validating config: %w", err)
+	}
+	e := &Engine{cfg: cfg, ops: ops, store: store, log: cfg.Logger, workers: map[int32]*worker{}}
+	e.m = newMetrics(cfg.Registerer)
+	return e, nil
+}
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Ready reports whether the engine is in a group session with every owned
+// partition restored.
+func (e *Engine) Ready() bool { return e.ready.Load() }
+
+func (e *Engine) baseOpts() []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(e.cfg.Brokers...)}, e.cfg.ClientOpts...)
+}
+
+// Run ensures the topics exist, then consumes until ctx is canceled. On
+// cancellation it commits the open transaction, flushes the store, leaves
+// the group and returns nil. After a transaction error whose outcome is
+// unknown it rebuilds the session, which restores every partition from its
+// marker, and goes on.
+func (e *Engine) Run(ctx context.Context) error {
+	cl, err := kgo.NewClient(e.baseOpts()...)
+	if err != nil {
+		return fmt.Errorf("creating admin client: %w", err)
+	}
+	e.admCl, e.adm = cl, kadm.NewClient(cl)
+	defer cl.Close()
+	if e.partitions, err = EnsureTopics(ctx, e.adm, e.cfg.Plan(e.ops)); err != nil {
+		return err
+	}
+	for backoff := time.Duration(0); ; {
+		err := e.runSession(ctx)
+		if ctx.Err() != nil || errors.Is(err, ErrFatal) {
+			if ferr := e.store.Flush(); ferr != nil && err == nil {
+				err = ferr
+			}
+			if errors.Is(err, ErrFatal) {
+				return err
+			}
+			return nil
+		}
+		e.m.reinits.Inc()
+		backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+		e.log.Warn("rebuilding transactional session", "error", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (e *Engine) sessionOpts() []kgo.Opt {
+	return append(e.baseOpts(),
+		kgo.TransactionalID(e.cfg.TransactionalID()),
+		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
+		kgo.ConsumerGroup(e.cfg.AppID),
+		kgo.ConsumeTopics(e.cfg.InputTopic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(e.cfg.SessionTimeout),
+		kgo.RebalanceTimeout(e.cfg.RebalanceTimeout),
+		kgo.DisableAutoCommit(),
+		kgo.RecordPartitioner(newPartitioner(e.cfg.ChangelogTopic(), e.cfg.AggregatesTopic())),
+		kgo.OnPartitionsAssigned(e.onAssigned),
+		kgo.OnPartitionsRevoked(e.onRevoked),
+		kgo.OnPartitionsLost(e.onRevoked),
+	)
+}
+
+// runSession runs one transactional session until ctx is canceled or a
+// transaction fails in a way that needs a new session.
+func (e *Engine) runSession(ctx context.Context) (err error) {
+	sess, err := kgo.NewGroupTransactSession(e.sessionOpts()...)
+	if err != nil {
+		return fmt.Errorf("creating transactional session: %w", err)
+	}
+	e.sess = sess
+	defer func() { e.closeSession(err) }()
+	l := loop{e: e, deadline: time.Now().Add(e.cfg.CommitInterval)}
+	for {
+		if ctx.Err() != nil {
+			return l.finish()
+		}
+		if err := l.cycle(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// closeSession leaves the group (stopping every worker through onRevoked)
+// and closes the client.
+func (e *Engine) closeSession(cause error) {
+	e.ready.Store(false)
+	if cause != nil {
+		e.dropAll()
+	}
+	e.sess.AllowRebalance()
+	e.sess.Close()
+	e.assignErr.Store(nil)
+	e.mu.Lock()
+	for p, w := range e.workers { // in case the callbacks did not run
+		w.stop()
+		delete(e.workers, p)
+	}
+	e.mu.Unlock()
+	e.m.owned.Set(0)
+}
+
+func (e *Engine) dropAll() {
+	e.forEachWorker(func(w *worker) error { return w.drop() })
+}
+
+func (e *Engine) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	ps := assigned[e.cfg.InputTopic]
+	e.ready.Store(false)
+	defer e.ready.Store(true)
+	for _, p := range ps {
+		if err := e.restore(ctx, p); err != nil {
+			// Without its state the partition cannot be processed:
+			// leave the group so it moves elsewhere and retry.
+			err = fmt.Errorf("restoring partition %d: %w", p, err)
+			e.assignErr.CompareAndSwap(nil, &err)
+			return
+		}
+		w := e.newWorker(p)
+		if err := w.core.load(); err != nil {
+			err = fmt.Errorf("loading partition %d: %w", p, err)
+			e.assignErr.CompareAndSwap(nil, &err)
+			w.stop()
+			return
+		}
+		e.mu.Lock()
+		e.workers[p] = w
+		e.mu.Unlock()
+	}
+	e.m.owned.Set(float64(e.ownedCount()))
+	e.log.Info("partitions assigned", "partitions", ps)
+}
+
+func (e *Engine) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	ps := revoked[e.cfg.InputTopic]
+	e.mu.Lock()
+	for _, p := range ps {
+		if w, ok := e.workers[p]; ok {
+			var wg sync.WaitGroup
+			w.run(&wg, func() { _ = w.drop() })
+			wg.Wait()
+			w.stop()
+			delete(e.workers, p)
+		}
+	}
+	n := len(e.workers)
+	e.mu.Unlock()
+	e.m.owned.Set(float64(n))
+	e.log.Info("partitions revoked", "partitions", ps)
+}
+
+func (e *Engine) ownedCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.workers)
+}
+
+// Owned returns the input partitions this instance owns, sorted.
+func (e *Engine) Owned() []int32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]int32, 0, len(e.workers))
+	for p := range e.workers {
+		out = append(out, p)
+	}
+	sortInt32(out)
+	return out
+}
+
+// forEachWorker runs fn on every worker's goroutine in parallel and returns
+// the first error.
+func (e *Engine) forEachWorker(fn func(*worker) error) error {
+	e.mu.Lock()
+	ws := make([]*worker, 0, len(e.workers))
+	for _, w := range e.workers {
+		ws = append(ws, w)
+	}
+	e.mu.Unlock()
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for _, w := range ws {
+		w.run(&wg, func() {
+			if err := fn(w); err != nil {
+				errMu.Lock()
+				if first == nil {
+					first = err
+				}
+				errMu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// promise records the first produce error of the open transaction, which
+// turns its end into an abort.
+func (e *Engine) promise(r *kgo.Record, err error) {
+	if err != nil {
+		e.produceErr.CompareAndSwap(nil, &err)
+		e.log.Warn("produce failed; the transaction will abort", "topic", r.Topic, "error", err)
+	}
+}
+
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func sortInt32(s []int32) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}

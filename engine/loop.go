@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// loop is the transaction loop of one session. A transaction spans polls
+// until CommitInterval has passed or CommitRecords records were processed.
+// Rebalances are blocked from the first poll of a transaction until it ends
+// (BlockRebalanceOnPoll), so partition callbacks only ever run between
+// transactions, when no worker holds uncommitted state.
+type loop struct {
+	e        *Engine
+	inTxn    bool // a local transaction has begun
+	dirty    bool // records were processed in it
+	records  int
+	deadline time.Time
+}
+
+func (l *loop) cycle(ctx context.Context) error {
+	e := l.e
+	pctx, cancel := context.WithDeadline(ctx, l.deadline)
+	fs := e.sess.PollRecords(pctx, e.cfg.MaxPollRecords)
+	cancel()
+	if fs.IsClientClosed() {
+		return errors.New("client closed")
+	}
+	if perr := e.assignErr.Load(); perr != nil {
+		if l.inTxn {
+			l.end(kgo.TryAbort)
+		}
+		return *perr
+	}
+	if err := fetchErr(fs); err != nil {
+		e.log.Warn("fetch error", "error", err)
+	}
+	if !l.inTxn {
+		if err := e.sess.Begin(); err != nil {
+			return fmt.Errorf("beginning transaction: %w", err)
+		}
+		l.inTxn = true
+	}
+	n, err := l.process(fs)
+	if err != nil {
+		l.end(kgo.TryAbort)
+		return err
+	}
+	l.records += n
+	l.dirty = l.dirty || n > 0
+	if time.Now().Before(l.deadline) && l.records < e.cfg.CommitRecords {
+		return nil
+	}
+	return l.commit()
+}
+
+// process hands each partition's records to its worker and waits for all.
+func (l *loop) process(fs kgo.Fetches) (int, error) {
+	e := l.e
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		total int
+	)
+	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+		if len(ftp.Records) == 0 {
+			return
+		}
+		e.mu.Lock()
+		w := e.workers[ftp.Partition]
+		e.mu.Unlock()
+		if w == nil {
+			mu.Lock()
+			first = errors.Join(first, fmt.Errorf("records for unowned partition %d", ftp.Partition))
+			mu.Unlock()
+			return
+		}
+		total += len(ftp.Records)
+		hwm := ftp.HighWatermark
+		w.run(&wg, func() {
+			err := w.processRecords(ftp.Records)
+			e.m.lag.WithLabelValues(w.label).Set(float64(max(0, hwm-w.next)))
+			if err != nil {
+				mu.Lock()
+				first = errors.Join(first, fmt.Errorf("processing partition %d: %w", w.p, err))
+				mu.Unlock()
+			}
+		})
+	})
+	wg.Wait()
+	return total, first
+}
+
+// commit advances idle partitions' clocks, flushes every worker and ends the
+// transaction if anything is pending in it.
+func (l *loop) commit() error {
+	e := l.e
+	now := time.Now().UnixMilli()
+	pending := l.dirty
+	var mu sync.Mutex
+	err := e.forEachWorker(func(w *worker) error {
+		if !w.active && !e.cfg.DisableIdleAdvance {
+			if err := w.idle(now); err != nil {
+				return err
+			}
+		}
+		e.m.clockSkew.WithLabelValues(w.label).Set(float64(now-w.core.clock) / 1000)
+		if !w.core.batch.Empty() || len(w.core.upserts) > 0 {
+			mu.Lock()
+			pending = true
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		l.end(kgo.TryAbort)
+		return fmt.Errorf("advancing idle partitions: %w", err)
+	}
+	if !pending {
+		l.deadline = time.Now().Add(e.cfg.CommitInterval)
+		e.sess.AllowRebalance()
+		return nil
+	}
+	if err := e.forEachWorker((*worker).flush); err != nil {
+		l.end(kgo.TryAbort)
+		return fmt.Errorf("flushing changelog: %w", err)
+	}
+	try := kgo.TryCommit
+	if e.produceErr.Load() != nil {
+		try = kgo.TryAbort
+	}
+	return l.end(try)
+}
+
+// end ends the open transaction and applies or drops every worker's state
+// accordingly. An error from End means the outcome is unknown: the caller
+// rebuilds the session, and restore reconciles the store with whatever the
+// broker decided.
+func (l *loop) end(try kgo.TransactionEndTry) error {
+	e := l.e
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.TransactionTimeout)
+	committed, err := e.sess.End(ctx, try)
+	cancel()
+	e.produceErr.Store(nil)
+	l.inTxn, l.dirty, l.records = false, false, 0
+	l.deadline = time.Now().Add(e.cfg.CommitInterval)
+	if committed {
+		if aerr := e.forEachWorker((*worker).apply); aerr != nil {
+			return fmt.Errorf("%w: applying committed state to the store: %w", ErrFatal, aerr)
+		}
+		e.m.commits.Inc()
+	} else {
+		e.dropAll()
+		e.m.aborted.Inc()
+	}
+	e.m.commitDuration.Observe(time.Since(start).Seconds())
+	e.sess.AllowRebalance()
+	if err != nil {
+		return fmt.Errorf("ending transaction: %w", err)
+	}
+	return nil
+}
+
+// finish commits the open transaction on shutdown.
+func (l *loop) finish() error {
+	if !l.inTxn {
+		return nil
+	}
+	return l.commit()
+}

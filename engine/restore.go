@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairn-cjo/cairn/state"
+)
+
+// restoreCommitEvery bounds the size of one restore batch.
+const restoreCommitEvery = 5000
+
+// restoreStallTimeout fails a restore that sees no record for this long
+// while the changelog's last stable offset is still ahead.
+const restoreStallTimeout = 30 * time.Second
+
+// restore brings the store's copy of partition p up to the changelog's last
+// stable offset, starting at the partition's marker (design §2.4). A missing
+// marker, or one older than the changelog's start (compaction or retention
+// removed what it points at), means a full restore into a wiped range.
+func (e *Engine) restore(ctx context.Context, p int32) error {
+	start := time.Now()
+	m, err := e.readMarker(p)
+	if err != nil {
+		return err
+	}
+	topic := e.cfg.ChangelogTopic()
+	logStart, end, err := e.changelogBounds(ctx, p)
+	if err != nil {
+		return err
+	}
+	if m == nil || m.ChangelogOffset < logStart {
+		pre := state.PartitionPrefix(p)
+		if err := e.store.DeleteRange(pre, state.PrefixEnd(pre)); err != nil {
+			return err
+		}
+		m = &marker{ChangelogOffset: logStart}
+	}
+	label := fmt.Sprint(p)
+	e.m.restoreRemain.WithLabelValues(label).Set(float64(max(0, end-m.ChangelogOffset)))
+	if m.ChangelogOffset < end {
+		if err := e.replay(ctx, p, m, end); err != nil {
+			return fmt.Errorf("restoring %s/%d: %w", topic, p, err)
+		}
+	}
+	e.m.restoreRemain.WithLabelValues(label).Set(0)
+	e.log.Info("restored partition", "partition", p, "changelog_end", end, "took", time.Since(start))
+	return nil
+}
+
+func (e *Engine) readMarker(p int32) (*marker, error) {
+	v, err := e.store.Get(state.MetaKey(p, markerKeyName))
+	if err != nil || v == nil {
+		return nil, err
+	}
+	m := &marker{}
+	if err := state.DecodeValue(v, m); err != nil {
+		return nil, fmt.Errorf("reading marker of partition %d: %w", p, err)
+	}
+	return m, nil
+}
+
+// changelogBounds returns the changelog partition's start offset and its
+// last stable offset (the end of committed data). It retries for a few
+// seconds: a topic created moments ago may not be in every broker's metadata.
+func (e *Engine) changelogBounds(ctx context.Context, p int32) (start, end int64, err error) {
+	for i := 0; i < 50; i++ {
+		if start, end, err = e.listBounds(ctx, p); err == nil || ctx.Err() != nil {
+			return start, end, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return start, end, err
+}
+
+func (e *Engine) listBounds(ctx context.Context, p int32) (int64, int64, error) {
+	topic := e.cfg.ChangelogTopic()
+	starts, err := e.adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing start offsets of %s: %w", topic, err)
+	}
+	ends, err := e.adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing stable offsets of %s: %w", topic, err)
+	}
+	s, ok1 := starts.Lookup(topic, p)
+	en, ok2 := ends.Lookup(topic, p)
+	if !ok1 || !ok2 || s.Err != nil || en.Err != nil {
+		return 0, 0, fmt.Errorf("listing offsets of %s/%d: %w", topic, p, firstErr(s, en))
+	}
+	return s.Offset, en.Offset, nil
+}
+
+func firstErr(a, b kadm.ListedOffset) error {
+	if a.Err != nil {
+		return a.Err
+	}
+	if b.Err != nil {
+		return b.Err
+	}
+	return fmt.Errorf("partition not found")
+}
+
+// replay applies changelog records [m.ChangelogOffset, end) to the store
+// with read_committed, committing a batch and the marker every
+// restoreCommitEvery records so that an interrupted restore resumes. Control
+// records are kept so that the offset end-1, which is always a control
+// record or a committed record, is seen.
+func (e *Engine) replay(ctx context.Context, p int32, m *marker, end int64) error {
+	topic := e.cfg.ChangelogTopic()
+	cl, err := kgo.NewClient(append(e.baseOpts(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(m.ChangelogOffset)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		return fmt.Errorf("creating restore client: %w", err)
+	}
+	defer cl.Close()
+	b := e.store.NewBatch()
+	defer b.Close()
+	label := fmt.Sprint(p)
+	prefix := state.PartitionPrefix(p)
+	lastProgress, pending := time.Now(), 0
+	for m.ChangelogOffset < end {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := fetchErr(fs); err != nil {
+			return err
+		}
+		n := 0
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			n++
+			if !r.Attrs.IsControl() {
+				if !bytes.HasPrefix(r.Key, prefix) {
+					return fmt.Errorf("changelog record at %s/%d@%d has a key of another partition", topic, p, r.Offset)
+				}
+				if err := applyChange(b, r); err != nil {
+					return err
+				}
+			}
+			m.ChangelogOffset = r.Offset + 1
+		}
+		e.m.restoreRecords.WithLabelValues(label).Add(float64(n))
+		e.m.restoreRemain.WithLabelValues(label).Set(float64(max(0, end-m.ChangelogOffset)))
+		if n > 0 {
+			lastProgress = time.Now()
+		} else if time.Since(lastProgress) > restoreStallTimeout {
+			return fmt.Errorf("no changelog progress for %s at offset %d of %d", restoreStallTimeout, m.ChangelogOffset, end)
+		}
+		if pending += n; pending >= restoreCommitEvery {
+			if err := commitRestore(b, p, m); err != nil {
+				return err
+			}
+			pending = 0
+		}
+	}
+	return commitRestore(b, p, m)
+}
+
+func applyChange(b state.Batch, r *kgo.Record) error {
+	if r.Value == nil {
+		return b.Delete(r.Key)
+	}
+	return b.Set(r.Key, r.Value)
+}
+
+func commitRestore(b state.Batch, p int32, m *marker) error {
+	v, err := state.EncodeValue(m)
+	if err != nil {
+		return err
+	}
+	if err := b.Set(state.MetaKey(p, markerKeyName), v); err != nil {
+		return err
+	}
+	return b.Commit()
+}
+
+func fetchErr(fs kgo.Fetches) error {
+	var out error
+	fs.EachError(func(t string, p int32, err error) {
+		if out == nil && !isCtxErr(err) {
+			out = fmt.Errorf("fetching %s/%d: %w", t, p, err)
+		}
+	})
+	return out
+}

@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairn-cjo/cairn/state"
+)
+
+// markerKeyName is the meta key of a partition's marker: the changelog
+// offset up to which the local store reflects the changelog. It is written
+// only by apply and restore, never to the changelog.
+const markerKeyName = "marker"
+
+// marker is the value under markerKeyName.
+type marker struct {
+	ChangelogOffset int64 `msgpack:"c"` // next changelog offset to restore from
+	InputOffset     int64 `msgpack:"i"` // next input offset (informational)
+}
+
+// worker owns one input partition: its partitionCore and its goroutine. All
+// of its fields are touched only from that goroutine, through run, except
+// changelogMax, which produce promises update.
+type worker struct {
+	e     *Engine
+	p     int32
+	label string
+	core  *partitionCore
+	tasks chan func()
+
+	marker       marker
+	next         int64 // next input offset to process
+	active       bool  // processed records in the current commit cycle
+	changelogMax atomic.Int64
+}
+
+func (e *Engine) newWorker(p int32) *worker {
+	w := &worker{e: e, p: p, label: strconv.Itoa(int(p)), tasks: make(chan func())}
+	w.core = newPartitionCore(p, e.store, e.ops, e.log.With("partition", p))
+	skew := e.cfg.MaxClockSkew
+	w.core.wallLimit = func() int64 { return time.Now().Add(skew).UnixMilli() }
+	w.core.sink = w.produce
+	go func() {
+		for t := range w.tasks {
+			t()
+		}
+	}()
+	return w
+}
+
+// run executes fn on the worker's goroutine and signals wg when done.
+func (w *worker) run(wg *sync.WaitGroup, fn func()) {
+	wg.Add(1)
+	w.tasks <- func() { defer wg.Done(); fn() }
+}
+
+func (w *worker) stop() { close(w.tasks) }
+
+// processRecords handles one poll's records of the partition.
+func (w *worker) processRecords(rs []*kgo.Record) error {
+	w.active = true
+	for _, r := range rs {
+		if err := w.processRecord(r); err != nil {
+			return err
+		}
+		w.next = r.Offset + 1
+	}
+	return nil
+}
+
+func (w *worker) processRecord(r *kgo.Record) error {
+	m := w.e.m
+	m.consumed.WithLabelValues(w.label).Inc()
+	if n := w.e.partitions; n > 0 && KeyPartition(r.Key, n) != r.Partition {
+		if m.wrongPartitionCount.Add(1)%1000 == 1 {
+			w.core.log.Warn("record key belongs to another partition; is the producer using murmur2?",
+				"topic", r.Topic, "offset", r.Offset, "key", string(r.Key))
+		}
+		m.wrongPartition.Inc()
+	}
+	ev, err := DecodeEvent(r.Key, r.Value, r.Timestamp.UnixMilli())
+	if err != nil {
+		w.deadLetter(r, err)
+		return nil
+	}
+	ev.Topic, ev.Partition, ev.Offset = r.Topic, r.Partition, r.Offset
+	m.processed.Inc()
+	return w.core.processEvent(&ev)
+}
+
+// deadLetter produces r to the DLQ in the current transaction, with headers
+// naming the reason and the source position.
+func (w *worker) deadLetter(r *kgo.Record, err error) {
+	reason := ReasonNotDecoded
+	var de *DecodeError
+	if errors.As(err, &de) {
+		reason = de.Reason
+	}
+	w.e.m.dlq.WithLabelValues(reason).Inc()
+	w.core.log.Warn("sending record to the dead-letter topic", "reason", reason, "error", err,
+		"source", r.Topic+"/"+w.label+"@"+strconv.FormatInt(r.Offset, 10))
+	w.produce(Output{Topic: w.e.cfg.DLQTopic(), Key: r.Key, Value: r.Value, Headers: []Header{
+		{Key: "cairn.reason", Value: []byte(reason)},
+		{Key: "cairn.error", Value: []byte(err.Error())},
+		{Key: "cairn.source.topic", Value: []byte(r.Topic)},
+		{Key: "cairn.source.partition", Value: []byte(w.label)},
+		{Key: "cairn.source.offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
+	}})
+}
+
+// idle advances the clock of a partition that had no records this cycle.
+// Only a clock move that fires timers is written to state; otherwise the
+// move stays in memory, so an idle partition writes nothing.
+func (w *worker) idle(now int64) error {
+	c := w.core
+	if now <= c.clock {
+		return nil
+	}
+	if c.nextDue == minDue {
+		if err := c.fireDue(minDue); err != nil { // resolves nextDue
+			return err
+		}
+	}
+	if c.nextDue <= now {
+		return c.advance(now)
+	}
+	c.clock = now
+	return nil
+}
+
+// produce sends out in the session's open transaction. Records for
+// co-partitioned topics go to this worker's partition.
+func (w *worker) produce(out Output) {
+	r := &kgo.Record{Topic: out.Topic, Key: out.Key, Value: out.Value, Partition: -1}
+	if out.Topic == w.e.cfg.AggregatesTopic() {
+		r.Partition = w.p
+	}
+	for _, h := range out.Headers {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	w.e.m.outputs.WithLabelValues(out.Topic).Inc()
+	w.e.sess.Produce(context.Background(), r, w.e.promise)
+}
+
+// flush produces the coalesced upserts and one changelog record per key
+// changed in this transaction (a tombstone for a deletion).
+func (w *worker) flush() error {
+	w.core.flushUpserts()
+	w.changelogMax.Store(-1)
+	topic := w.e.cfg.ChangelogTopic()
+	return w.core.batch.Changes(func(k, v []byte) error {
+		r := &kgo.Record{Topic: topic, Partition: w.p, Key: append([]byte(nil), k...), Value: v}
+		w.e.sess.Produce(context.Background(), r, w.changelogPromise)
+		return nil
+	})
+}
+
+func (w *worker) changelogPromise(r *kgo.Record, err error) {
+	if err != nil {
+		w.e.promise(r, err)
+		return
+	}
+	for {
+		cur := w.changelogMax.Load()
+		if r.Offset <= cur || w.changelogMax.CompareAndSwap(cur, r.Offset) {
+			return
+		}
+	}
+}
+
+// apply commits the transaction's writes and the marker to the store. It
+// runs only after the Kafka transaction committed (design §2).
+func (w *worker) apply() error {
+	if max := w.changelogMax.Load(); max >= 0 {
+		w.marker.ChangelogOffset = max + 1
+	}
+	w.marker.InputOffset = w.next
+	v, err := state.EncodeValue(w.marker)
+	if err != nil {
+		return err
+	}
+	if err := w.core.batch.Set(state.MetaKey(w.p, markerKeyName), v); err != nil {
+		return err
+	}
+	if err := w.core.batch.Commit(); err != nil {
+		return err
+	}
+	w.active = false
+	return nil
+}
+
+// drop forgets the transaction's writes; the session rewinds the input.
+func (w *worker) drop() error {
+	w.active = false
+	return w.core.drop()
+}

@@ -1,0 +1,58 @@
+// Package operators assembles Cairn's operators from a definitions
+// directory. The operators themselves live in subpackages: journey, segment,
+// funnel and count.
+package operators
+
+import (
+	"errors"
+
+	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/operators/count"
+	"github.com/cairn-cjo/cairn/operators/defs"
+)
+
+// Options configures Load.
+type Options struct {
+	// AggregatesTopic receives journey, segment and funnel aggregates.
+	AggregatesTopic string
+}
+
+// Set is the operators loaded from one definitions directory.
+type Set struct {
+	Operators []engine.Operator
+	Docs      []defs.Doc
+}
+
+// knownKinds are the definition kinds some operator decodes.
+var knownKinds = map[string]bool{"counter": true}
+
+// Load reads every definition in dir and builds the operators. It returns
+// every problem found, each naming its file and line.
+func Load(dir string, o Options) (*Set, error) {
+	docs, err := defs.LoadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Build(docs, o)
+}
+
+// Build builds the operators of already parsed documents.
+func Build(docs []defs.Doc, o Options) (*Set, error) {
+	var errs []error
+	for i := range docs {
+		d := &docs[i]
+		if !knownKinds[d.Kind] {
+			errs = append(errs, d.Errorf(defs.Field(d.Node, "kind"), "kind", "unknown kind %q", d.Kind))
+		}
+	}
+	s := &Set{Docs: docs}
+	counters, err := count.Load(docs)
+	errs = append(errs, err)
+	for _, c := range counters {
+		s.Operators = append(s.Operators, c)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
