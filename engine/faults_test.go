@@ -1,0 +1,138 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/internal/broker"
+	"github.com/cairn-cjo/cairn/internal/kafkatest"
+	"github.com/cairn-cjo/cairn/state"
+)
+
+// TestEngineCommitPathFaults injects broker errors on the commit path:
+// EndTxn and TxnOffsetCommit failures, including a TxnOffsetCommit that is
+// applied but answered with a timeout. The engine aborts or rebuilds its
+// session, and the committed outputs stay exact.
+func TestEngineCommitPathFaults(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault kfake.Fault
+	}{
+		{"end-txn-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.UnknownServerError, Count: 3}},
+		{"end-txn-concurrent-transactions", kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.ConcurrentTransactions, Count: 3}},
+		{"txn-offset-commit-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.UnknownServerError, Count: 3}},
+		{"txn-offset-commit-timeout-after-apply", kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.RequestTimedOut, Count: 3}},
+		{"produce-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: countsOut, Err: kerr.UnknownServerError, Count: 2}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := kafkatest.Start(t, broker.Options{})
+			addrs := b.Addrs()
+			kafkatest.CreateTopic(t, addrs, input, 4, nil)
+			first := genEvents("a", 20, 400, 1_700_000_000_000)
+			kafkatest.ProduceEvents(t, addrs, input, first)
+			startInstance(t, addrs, "one", t.TempDir(), nil)
+			waitCounts(t, addrs, len(first))
+			h := b.Cluster().Fault(tc.fault)
+			second := genEvents("b", 20, 400, 1_700_000_010_000)
+			kafkatest.ProduceEvents(t, addrs, input, second)
+			all := append(first, second...)
+			checkExactlyOnce(t, all, waitCounts(t, addrs, len(all)))
+			if h.Hits() == 0 {
+				t.Fatalf("fault %s never hit: the test exercised nothing", tc.name)
+			}
+		})
+	}
+}
+
+func TestEngineSendsBadRecordsToDLQ(t *testing.T) {
+	addrs := newBroker(t)
+	good := genEvents("g", 5, 50, 1_700_000_000_000)
+	kafkatest.ProduceEvents(t, addrs, input, good[:25])
+	bad := []*kgo.Record{
+		{Topic: input, Key: []byte("u-1"), Value: []byte("not json")},
+		{Topic: input, Key: []byte("u-1"), Value: []byte(`{"event":"x","ts":1}`)},
+		{Topic: input, Key: []byte("u-2"), Value: []byte(`{"user_id":"u-1","event":"x","ts":1}`)},
+		{Topic: input, Key: []byte("u-1"), Value: []byte(`{"user_id":"u-1","event":"x","ts":"yesterday"}`)},
+		{Topic: input, Key: []byte("u-1"), Value: []byte(`{"user_id":"u-1","ts":1}`)},
+	}
+	kafkatest.ProduceRecords(t, addrs, bad)
+	kafkatest.ProduceEvents(t, addrs, input, good[25:])
+	startInstance(t, addrs, "one", t.TempDir(), nil)
+	checkExactlyOnce(t, good, waitCounts(t, addrs, len(good)))
+	var dlq []*kgo.Record
+	for deadline := time.Now().Add(30 * time.Second); len(dlq) < len(bad) && time.Now().Before(deadline); {
+		dlq = kafkatest.ReadCommitted(t, addrs, input+".dlq")
+		time.Sleep(100 * time.Millisecond)
+	}
+	reasons := map[string]int{}
+	for _, r := range dlq {
+		h := headers(r)
+		reasons[h["cairn.reason"]]++
+		if h["cairn.source.topic"] != input || h["cairn.source.offset"] == "" || h["cairn.source.partition"] == "" {
+			t.Errorf("dlq record lacks its source position: %v", h)
+		}
+	}
+	want := map[string]int{engine.ReasonNotDecoded: 1, engine.ReasonNoUser: 1, engine.ReasonKey: 1, engine.ReasonTS: 1, engine.ReasonNoEvent: 1}
+	if fmt.Sprint(reasons) != fmt.Sprint(want) {
+		t.Fatalf("dlq reasons = %v, want %v", reasons, want)
+	}
+}
+
+func headers(r *kgo.Record) map[string]string {
+	m := map[string]string{}
+	for _, h := range r.Headers {
+		m[h.Key] = string(h.Value)
+	}
+	return m
+}
+
+func TestEngineRefusesMisPartitionedInternalTopic(t *testing.T) {
+	b := kafkatest.Start(t, broker.Options{})
+	addrs := b.Addrs()
+	kafkatest.CreateTopic(t, addrs, input, 6, nil)
+	kafkatest.CreateTopic(t, addrs, "test-changelog", 3, nil)
+	st, err := state.OpenPebble("", state.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := engine.New(engine.Config{Brokers: addrs, AppID: "test", Logger: testLogger(t)}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = eng.Run(ctx)
+	if !errors.Is(err, engine.ErrPartitionMismatch) || !strings.Contains(err.Error(), "test-changelog has 3 partitions") {
+		t.Fatalf("Run = %v, want a partition mismatch naming test-changelog", err)
+	}
+}
+
+func TestEngineRefusesMissingInputTopic(t *testing.T) {
+	b := kafkatest.Start(t, broker.Options{})
+	st, err := state.OpenPebble("", state.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := engine.New(engine.Config{Brokers: b.Addrs(), AppID: "test", InputTopic: "nope", Logger: testLogger(t)}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := eng.Run(ctx); !errors.Is(err, engine.ErrNoInputTopic) {
+		t.Fatalf("Run = %v, want ErrNoInputTopic", err)
+	}
+}

@@ -1,0 +1,148 @@
+// Package kafkatest holds test helpers that talk the real Kafka protocol to
+// an embedded kfake broker: start a broker, create topics, produce events,
+// and read a topic's committed records to the end.
+package kafkatest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairn-cjo/cairn/internal/broker"
+)
+
+// Start starts an in-memory broker on a random port, closed with the test.
+func Start(t testing.TB, o broker.Options) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// Client returns a plain client for addrs, closed with the test.
+func Client(t testing.TB, addrs []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// CreateTopic creates topic with n partitions.
+func CreateTopic(t testing.TB, addrs []string, topic string, n int32, cfg map[string]*string) {
+	t.Helper()
+	adm := kadm.NewClient(Client(t, addrs))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, n, -1, cfg, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("creating %s: %v", topic, err)
+	}
+}
+
+// Event is the wire form of an input event (docs/events.md).
+type Event struct {
+	UserID  string         `json:"user_id"`
+	Event   string         `json:"event"`
+	TS      int64          `json:"ts"`
+	Props   map[string]any `json:"props,omitempty"`
+	EventID string         `json:"event_id,omitempty"`
+}
+
+// ProduceEvents produces evs to topic, keyed by user, with the default
+// (murmur2) partitioner, and waits for every ack.
+func ProduceEvents(t testing.TB, addrs []string, topic string, evs []Event) {
+	t.Helper()
+	rs := make([]*kgo.Record, len(evs))
+	for i, ev := range evs {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs[i] = &kgo.Record{Topic: topic, Key: []byte(ev.UserID), Value: b}
+	}
+	ProduceRecords(t, addrs, rs)
+}
+
+// ProduceRecords produces rs and waits for every ack.
+func ProduceRecords(t testing.TB, addrs []string, rs []*kgo.Record) {
+	t.Helper()
+	cl := Client(t, addrs, kgo.ProducerLinger(5*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatalf("producing: %v", err)
+	}
+}
+
+// ReadCommitted returns every committed record of topic, reading each
+// partition up to its last stable offset at the time of the call.
+func ReadCommitted(t testing.TB, addrs []string, topic string) []*kgo.Record {
+	t.Helper()
+	rs, err := ReadCommittedErr(addrs, topic, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// ReadCommittedErr is ReadCommitted returning an error instead of failing.
+func ReadCommittedErr(addrs []string, topic string, timeout time.Duration) ([]*kgo.Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return nil, err
+	}
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+	cl.Close()
+	if err != nil {
+		return nil, fmt.Errorf("listing stable offsets of %s: %w", topic, err)
+	}
+	want := map[int32]int64{}
+	parts := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+			parts[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	if len(want) == 0 {
+		return nil, nil
+	}
+	rc, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var out []*kgo.Record
+	for len(want) > 0 {
+		fs := rc.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("reading %s: %d partitions not read to the end: %w", topic, len(want), ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := want[r.Partition]; ok && r.Offset < end && !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if end, ok := want[r.Partition]; ok && r.Offset >= end-1 {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	return out, nil
+}
