@@ -120,6 +120,7 @@ func (e *Engine) sessionOpts() []kgo.Opt {
 		kgo.RequireStableFetchOffsets(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(e.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(e.cfg.SessionTimeout/3),
 		kgo.RebalanceTimeout(e.cfg.RebalanceTimeout),
 		kgo.DisableAutoCommit(),
 		kgo.RecordPartitioner(newPartitioner(e.cfg.ChangelogTopic(), e.cfg.AggregatesTopic())),
@@ -134,7 +135,7 @@ func (e *Engine) sessionOpts() []kgo.Opt {
 func (e *Engine) runSession(ctx context.Context) (err error) {
 	sess, err := kgo.NewGroupTransactSession(e.sessionOpts()...)
 	if err != nil {
-		return fmt.Errorf("creating transactional session: %w", err)
+		return fmt.Errorf("%w: creating transactional session: %w", ErrFatal, err)
 	}
 	e.sess = sess
 	defer func() { e.closeSession(err) }()

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -92,62 +91,6 @@ func genEvents(prefix string, users, n int, ts0 int64) []kafkatest.Event {
 	return evs
 }
 
-// waitCounts waits until topic holds want committed records and returns them.
-func waitCounts(t *testing.T, addrs []string, want int) []count.Record {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		rs := kafkatest.ReadCommitted(t, addrs, countsOut)
-		if len(rs) >= want || time.Now().After(deadline) {
-			out := make([]count.Record, len(rs))
-			for i, r := range rs {
-				if err := json.Unmarshal(r.Value, &out[i]); err != nil {
-					t.Fatalf("decoding output at %d: %v", r.Offset, err)
-				}
-			}
-			return out
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// checkExactlyOnce asserts that outputs hold, for every user, exactly one
-// record per input event, numbered 1..k in the user's event order.
-func checkExactlyOnce(t *testing.T, evs []kafkatest.Event, outs []count.Record) {
-	t.Helper()
-	want := map[string][]string{}
-	for _, ev := range evs {
-		want[ev.UserID] = append(want[ev.UserID], ev.EventID)
-	}
-	got := map[string]map[uint64]string{}
-	dups := 0
-	for _, o := range outs {
-		if got[o.UserID] == nil {
-			got[o.UserID] = map[uint64]string{}
-		}
-		if _, ok := got[o.UserID][o.N]; ok {
-			dups++
-		}
-		got[o.UserID][o.N] = o.Cause
-	}
-	lost := 0
-	for u, ids := range want {
-		for i, id := range ids {
-			c, ok := got[u][uint64(i+1)]
-			if !ok {
-				lost++
-				continue
-			}
-			if c != id {
-				t.Errorf("user %s count %d: caused by %s, want %s", u, i+1, c, id)
-			}
-		}
-	}
-	if dups > 0 || lost > 0 || len(outs) != len(evs) {
-		t.Fatalf("exactly-once violated: %d outputs for %d events, %d duplicated, %d lost", len(outs), len(evs), dups, lost)
-	}
-}
-
 func newBroker(t *testing.T) []string {
 	t.Helper()
 	b := kafkatest.Start(t, broker.Options{})
@@ -160,7 +103,7 @@ func TestEngineCountsExactlyOnce(t *testing.T) {
 	evs := genEvents("a", 40, 2000, 1_700_000_000_000)
 	kafkatest.ProduceEvents(t, addrs, input, evs)
 	startInstance(t, addrs, "one", t.TempDir(), nil)
-	checkExactlyOnce(t, evs, waitCounts(t, addrs, len(evs)))
+	kafkatest.CheckCounts(t, evs, kafkatest.WaitCounts(t, addrs, countsOut, len(evs)))
 }
 
 func TestEngineRebalanceKeepsOutputsExact(t *testing.T) {
@@ -182,7 +125,7 @@ func TestEngineRebalanceKeepsOutputsExact(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	b.stop(t)
 	wave(3)
-	checkExactlyOnce(t, all, waitCounts(t, addrs, len(all)))
+	kafkatest.CheckCounts(t, all, kafkatest.WaitCounts(t, addrs, countsOut, len(all)))
 }
 
 func TestEngineRestoresWipedStateFromChangelog(t *testing.T) {
@@ -191,7 +134,7 @@ func TestEngineRestoresWipedStateFromChangelog(t *testing.T) {
 	first := genEvents("first", 30, 900, 1_700_000_000_000)
 	kafkatest.ProduceEvents(t, addrs, input, first)
 	a := startInstance(t, addrs, "a", dir, nil)
-	waitCounts(t, addrs, len(first))
+	kafkatest.WaitCounts(t, addrs, countsOut, len(first))
 	a.stop(t)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -201,5 +144,5 @@ func TestEngineRestoresWipedStateFromChangelog(t *testing.T) {
 	kafkatest.ProduceEvents(t, addrs, input, second)
 	startInstance(t, addrs, "a", dir, nil)
 	all := append(first, second...)
-	checkExactlyOnce(t, all, waitCounts(t, addrs, len(all)))
+	kafkatest.CheckCounts(t, all, kafkatest.WaitCounts(t, addrs, countsOut, len(all)))
 }

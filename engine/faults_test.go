@@ -42,12 +42,12 @@ func TestEngineCommitPathFaults(t *testing.T) {
 			first := genEvents("a", 20, 400, 1_700_000_000_000)
 			kafkatest.ProduceEvents(t, addrs, input, first)
 			startInstance(t, addrs, "one", t.TempDir(), nil)
-			waitCounts(t, addrs, len(first))
+			kafkatest.WaitCounts(t, addrs, countsOut, len(first))
 			h := b.Cluster().Fault(tc.fault)
 			second := genEvents("b", 20, 400, 1_700_000_010_000)
 			kafkatest.ProduceEvents(t, addrs, input, second)
 			all := append(first, second...)
-			checkExactlyOnce(t, all, waitCounts(t, addrs, len(all)))
+			kafkatest.CheckCounts(t, all, kafkatest.WaitCounts(t, addrs, countsOut, len(all)))
 			if h.Hits() == 0 {
 				t.Fatalf("fault %s never hit: the test exercised nothing", tc.name)
 			}
@@ -69,7 +69,7 @@ func TestEngineSendsBadRecordsToDLQ(t *testing.T) {
 	kafkatest.ProduceRecords(t, addrs, bad)
 	kafkatest.ProduceEvents(t, addrs, input, good[25:])
 	startInstance(t, addrs, "one", t.TempDir(), nil)
-	checkExactlyOnce(t, good, waitCounts(t, addrs, len(good)))
+	kafkatest.CheckCounts(t, good, kafkatest.WaitCounts(t, addrs, countsOut, len(good)))
 	var dlq []*kgo.Record
 	for deadline := time.Now().Add(30 * time.Second); len(dlq) < len(bad) && time.Now().Before(deadline); {
 		dlq = kafkatest.ReadCommitted(t, addrs, input+".dlq")

@@ -26,6 +26,8 @@ type Config struct {
 	HTTP           string        // --http: metrics, health and API address
 	CommitInterval time.Duration // --commit-interval
 	InstanceID     string        // --instance-id: default hostname-pid
+	SessionTimeout time.Duration // --session-timeout: group session timeout
+	TxnTimeout     time.Duration // --transaction-timeout: broker-side transaction timeout
 	LogLevel       string        // --log-level: debug, info, warn, error
 }
 
@@ -39,6 +41,8 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "address of the metrics, health and API server")
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "longest time a transaction stays open")
 	fs.StringVar(&c.InstanceID, "instance-id", "", "unique, stable id of this instance (default hostname-pid)")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
+	fs.DurationVar(&c.TxnTimeout, "transaction-timeout", 30*time.Second, "broker-side transaction timeout")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
@@ -60,11 +64,13 @@ func (c *Config) Validate() error {
 // Engine returns the engine configuration.
 func (c *Config) Engine() engine.Config {
 	return engine.Config{
-		Brokers:        splitList(c.Brokers),
-		AppID:          c.AppID,
-		InputTopic:     c.InputTopic,
-		InstanceID:     c.InstanceID,
-		CommitInterval: c.CommitInterval,
+		Brokers:            splitList(c.Brokers),
+		AppID:              c.AppID,
+		InputTopic:         c.InputTopic,
+		InstanceID:         c.InstanceID,
+		CommitInterval:     c.CommitInterval,
+		SessionTimeout:     c.SessionTimeout,
+		TransactionTimeout: c.TxnTimeout,
 	}
 }
 

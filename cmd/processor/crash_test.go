@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-cjo/cairn/internal/broker"
+	"github.com/cairn-cjo/cairn/internal/kafkatest"
+)
+
+// processorBin is the processor binary built once by TestMain for the tests
+// that run it as a child process.
+var processorBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cairn-bin")
+	if err != nil {
+		panic(err)
+	}
+	processorBin = filepath.Join(dir, "processor")
+	out, err := exec.Command("go", "build", "-o", processorBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building processor: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const counterDef = "kind: counter\nid: c\ntopic: counts\n"
+
+// child is a processor run as a real child process.
+type child struct {
+	cmd *exec.Cmd
+	log *os.File
+}
+
+func startChild(t *testing.T, args ...string) *child {
+	t.Helper()
+	logf, err := os.CreateTemp(t.TempDir(), "processor-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(processorBin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("log of processor pid %d:\n%s", cmd.Process.Pid, b)
+		}
+	})
+	return &child{cmd: cmd, log: logf}
+}
+
+func (c *child) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	_ = c.cmd.Wait()
+}
+
+// term sends SIGTERM and returns the exit code.
+func (c *child) term(t *testing.T) int {
+	t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(45 * time.Second):
+		c.kill()
+		t.Fatalf("processor did not exit within 45s of SIGTERM; log %s", c.log.Name())
+	}
+	return c.cmd.ProcessState.ExitCode()
+}
+
+// crashCycles is the number of SIGKILLs: 20 in make test, more with
+// CAIRN_CHAOS_CYCLES (make chaos).
+func crashCycles() int {
+	if n, err := strconv.Atoi(os.Getenv("CAIRN_CHAOS_CYCLES")); err == nil && n > 0 {
+		return n
+	}
+	return 20
+}
+
+// TestCrashConsistency runs the processor as a child process, SIGKILLs it at
+// random moments while events keep arriving, restarts it each time, and
+// checks that the committed outputs are exactly one per input event, in
+// order, as a crash-free run would produce.
+func TestCrashConsistency(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills real processes for about a minute")
+	}
+	b := kafkatest.Start(t, broker.Options{})
+	addrs := b.Addrs()
+	kafkatest.CreateTopic(t, addrs, "events", 4, nil)
+	defs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(defs, "counter.yaml"), []byte(counterDef), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "--brokers", addrs[0], "--app-id", "crash", "--definitions", defs,
+		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "crash-1",
+		"--commit-interval", "50ms", "--session-timeout", "2s", "--transaction-timeout", "10s", "--log-level", "warn"}
+
+	evs := feed(t, addrs, 100, 40, 150*time.Millisecond)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	cycles := crashCycles()
+	for i := 0; i < cycles; i++ {
+		c := startChild(t, args...)
+		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
+		c.kill()
+	}
+	all := evs()
+	c := startChild(t, args...)
+	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))
+	if code := c.term(t); code != 0 {
+		t.Errorf("processor exited %d after SIGTERM, want 0 (log %s)", code, c.log.Name())
+	}
+	kafkatest.CheckCounts(t, all, outs)
+	t.Logf("%d kills, %d events, %d outputs, exact", cycles, len(all), len(outs))
+}
+
+// feed produces batches of events in the background, one batch per
+// interval, until batches batches are sent; the returned function waits for
+// the end and returns every event produced.
+func feed(t *testing.T, addrs []string, batch, batches int, every time.Duration) func() []kafkatest.Event {
+	var (
+		wg  sync.WaitGroup
+		all []kafkatest.Event
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ctx := context.Background()
+		for i := 0; i < batches && ctx.Err() == nil; i++ {
+			evs := make([]kafkatest.Event, batch)
+			for j := range evs {
+				n := i*batch + j
+				evs[j] = kafkatest.Event{UserID: fmt.Sprintf("u-%d", (n*7919)%97), Event: "view_item",
+					TS: 1_700_000_000_000 + int64(n), EventID: fmt.Sprintf("e-%d", n)}
+			}
+			kafkatest.ProduceEvents(t, addrs, "events", evs)
+			all = append(all, evs...)
+			time.Sleep(every)
+		}
+	}()
+	return func() []kafkatest.Event { wg.Wait(); return all }
+}
