@@ -81,7 +81,8 @@ func UserPrefix(p int32, user, op string) []byte {
 
 // UserKey returns the key of sub in op's state for user.
 func UserKey(p int32, user, op string, sub []byte) []byte {
-	return append(UserPrefix(p, user, op), sub...)
+	b := appendLP(tagged(p, TagUser, len(user)+len(op)+len(sub)+4), user)
+	return append(appendLP(b, op), sub...)
 }
 
 // SharedKey returns the key of sub in op's partition-wide state.
@@ -125,8 +126,8 @@ func PrefixEnd(prefix []byte) []byte {
 
 func readLP(b []byte) (string, []byte, error) {
 	n, w := binary.Uvarint(b)
-	if w <= 0 || uint64(len(b)-w) < n {
-		return "", nil, ErrBadKey
+	if w <= 0 || uint64(len(b)-w) < n || w != len(binary.AppendUvarint(nil, n)) {
+		return "", nil, ErrBadKey // truncated, or a non-minimal length
 	}
 	return string(b[w : w+int(n)]), b[w+int(n):], nil
 }

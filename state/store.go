@@ -167,7 +167,8 @@ func get(r getter, key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading state key %x: %w", key, err)
 	}
-	out := append([]byte(nil), v...)
+	out := make([]byte, len(v)) // non-nil even when empty: nil means absent
+	copy(out, v)
 	_ = c.Close()
 	return out, nil
 }

@@ -45,7 +45,6 @@ func CheckCounts(t testing.TB, evs []Event, outs []count.Record) {
 	}
 }
 
-
 // WaitCounts waits up to 90s until topic holds want committed counter
 // records and returns them decoded.
 func WaitCounts(t testing.TB, addrs []string, topic string, want int) []count.Record {

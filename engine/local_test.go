@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// probe is a test operator: on "set:<id>:<delay>" it sets a timer, on
+// "cancel:<id>" it cancels one, on "ping" it emits the user's profile tier,
+// on "chain" it emits an internal event, and on "agg" it upserts a counter.
+type probe struct{}
+
+func (probe) Name() string     { return "probe" }
+func (probe) Events() []string { return nil }
+
+func (probe) OnEvent(ctx *Context, ev *Event) error {
+	parts := strings.Split(ev.Name, ":")
+	switch parts[0] {
+	case "set":
+		d, _ := strconv.ParseInt(parts[2], 10, 64)
+		return ctx.SetTimer(parts[1], ev.TS+d, []byte(parts[1]))
+	case "cancel":
+		return ctx.CancelTimer(parts[1])
+	case "ping":
+		p, err := ctx.Profile()
+		if err != nil {
+			return err
+		}
+		ctx.Emit(Output{Topic: "out", Value: []byte(fmt.Sprintf("tier=%v", p["tier"]))})
+	case "chain":
+		return ctx.EmitEvent(Event{Name: "$chained", TS: ev.TS})
+	case "$chained":
+		ctx.Emit(Output{Topic: "out", Value: []byte("chained")})
+	case "agg":
+		v, _ := ctx.GetShared([]byte("n"))
+		n, _ := strconv.Atoi(string(v))
+		n++
+		if err := ctx.SetShared([]byte("n"), []byte(strconv.Itoa(n))); err != nil {
+			return err
+		}
+		ctx.Upsert(Output{Topic: "agg", Key: []byte("n"), Value: []byte(strconv.Itoa(n))})
+		ctx.Upsert(Output{Topic: "agg", Key: []byte("n"), Value: []byte(strconv.Itoa(n))})
+	}
+	return nil
+}
+
+func (probe) OnTimer(ctx *Context, t *Timer) error {
+	ctx.Emit(Output{Topic: "out", Value: []byte(fmt.Sprintf("fired %s@%d user %s now %d", t.Payload, t.Due, ctx.UserID(), ctx.Now()))})
+	return nil
+}
+
+func values(outs []Output) []string {
+	var s []string
+	for _, o := range outs {
+		s = append(s, string(o.Value))
+	}
+	return s
+}
+
+func TestLocalTimersFireInDueOrderBeforeLaterEvents(t *testing.T) {
+	l, err := NewLocal(0, probe{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	steps := []struct {
+		ev   Event
+		want string
+	}{
+		{Event{UserID: "a", Name: "set:t1:100", TS: 1000}, "[]"},
+		{Event{UserID: "b", Name: "set:t2:50", TS: 1010}, "[]"},
+		{Event{UserID: "a", Name: "set:t3:500", TS: 1020}, "[]"},
+		{Event{UserID: "a", Name: "cancel:t3", TS: 1030}, "[]"},
+		{Event{UserID: "c", Name: "ping", TS: 1200}, "[fired t2@1060 user b now 1060 fired t1@1100 user a now 1100 tier=<nil>]"},
+		{Event{UserID: "c", Name: "set:t1:10", TS: 1300}, "[]"},
+		{Event{UserID: "c", Name: "set:t1:20", TS: 1301}, "[]"}, // replaces the first
+	}
+	for i, s := range steps {
+		outs, err := l.Process(s.ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(values(outs)); got != s.want {
+			t.Fatalf("step %d (%s): outputs %s, want %s", i, s.ev.Name, got, s.want)
+		}
+	}
+	outs, err := l.AdvanceTo(2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(values(outs)); got != "[fired t1@1321 user c now 1321]" {
+		t.Fatalf("AdvanceTo outputs %s", got)
+	}
+	if n, _ := l.PendingTimers(); n != 0 {
+		t.Fatalf("%d timers left", n)
+	}
+}
+
+func TestLocalLateEventDoesNotRewindClock(t *testing.T) {
+	l, _ := NewLocal(0, probe{})
+	defer l.Close()
+	if _, err := l.Process(Event{UserID: "a", Name: "x", TS: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Process(Event{UserID: "a", Name: "x", TS: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if l.Clock() != 5000 {
+		t.Fatalf("clock = %d, want 5000", l.Clock())
+	}
+}
+
+func TestLocalProfilesInternalEventsAndUpserts(t *testing.T) {
+	l, _ := NewLocal(0, probe{})
+	defer l.Close()
+	run := func(ev Event) []string {
+		t.Helper()
+		outs, err := l.Process(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return values(outs)
+	}
+	run(Event{UserID: "a", Name: EventProfileSet, TS: 1, Props: map[string]any{"tier": "gold", "tz": "UTC"}})
+	if got := fmt.Sprint(run(Event{UserID: "a", Name: "ping", TS: 2})); got != "[tier=gold]" {
+		t.Fatalf("ping = %s", got)
+	}
+	run(Event{UserID: "a", Name: EventProfileUnset, TS: 3, Props: map[string]any{"tier": nil}})
+	if p, _ := l.Profile("a"); p["tier"] != nil || p["tz"] != "UTC" {
+		t.Fatalf("profile after unset = %v", p)
+	}
+	if got := fmt.Sprint(run(Event{UserID: "a", Name: "chain", TS: 4})); got != "[chained]" {
+		t.Fatalf("chain = %s", got)
+	}
+	if got := fmt.Sprint(run(Event{UserID: "a", Name: "agg", TS: 5})); got != "[1]" {
+		t.Fatalf("one upsert per key per commit expected, got %s", got)
+	}
+}
+
+type looper struct{ probe }
+
+func (looper) OnEvent(ctx *Context, ev *Event) error {
+	return ctx.EmitEvent(Event{Name: "$again", TS: ev.TS})
+}
+
+func TestLocalInternalEventLoopIsAnError(t *testing.T) {
+	l, _ := NewLocal(0, looper{})
+	defer l.Close()
+	if _, err := l.Process(Event{UserID: "a", Name: "x", TS: 1}); err == nil || !strings.Contains(err.Error(), "loop") {
+		t.Fatalf("err = %v, want a loop error", err)
+	}
+}
+
+func TestInternalEventNeedsDollarName(t *testing.T) {
+	ctx := &Context{core: &partitionCore{}}
+	if err := ctx.EmitEvent(Event{Name: "purchase"}); err == nil {
+		t.Fatal("EmitEvent accepted a name without $")
+	}
+}
