@@ -25,7 +25,7 @@ test-short:
 
 ## bench: the standard benchmark suite; writes bench/RESULTS.md.
 bench: build
-	./$(BIN) bench --out bench/RESULTS.md
+	./$(BIN) bench --out bench/RESULTS.md --json bench/eos.json
 
 ## chaos: long fault runs (kills at random moments, many cycles).
 chaos: build

@@ -6,6 +6,7 @@
 //	processor dev       embedded broker + instance + examples + demo events
 //	processor broker    serve the embedded Kafka-compatible broker
 //	processor validate  check definitions and config
+//	processor bench     benchmarks (bench/RESULTS.md)
 package main
 
 import (
@@ -25,6 +26,7 @@ commands:
   dev       start an embedded broker, one instance, the examples and a demo stream
   broker    serve the embedded Kafka-compatible broker
   validate  check definitions (and a config file) and exit
+  bench     measure throughput against a transactional passthrough
 
 Run 'processor <command> -h' for the flags of a command.
 `
@@ -47,6 +49,8 @@ func main() {
 		err = cmdBroker(ctx, args)
 	case "validate":
 		err = cmdValidate(args)
+	case "bench":
+		err = cmdBench(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

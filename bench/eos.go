@@ -1,0 +1,215 @@
+// Package bench is Cairn's benchmark harness: it prepares workloads against
+// a broker (the embedded one by default) and measures the engine against a
+// ceiling measured in the same run. `processor bench` drives it.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/internal/broker"
+	"github.com/cairn-cjo/cairn/operators/count"
+	"github.com/cairn-cjo/cairn/state"
+)
+
+// EOSOptions configures RunEOS. Zero fields take the defaults in brackets.
+type EOSOptions struct {
+	Events         int           // events pre-filled per run [200000]
+	Partitions     int32         // input partitions [6]
+	Users          int           // distinct users [10000]
+	CommitInterval time.Duration // [100ms]
+	Runs           int           // runs per mode; medians are reported [3]
+	Logger         *slog.Logger
+}
+
+func (o *EOSOptions) defaults() {
+	if o.Events == 0 {
+		o.Events = 200_000
+	}
+	if o.Partitions == 0 {
+		o.Partitions = 6
+	}
+	if o.Users == 0 {
+		o.Users = 10_000
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = 100 * time.Millisecond
+	}
+	if o.Runs == 0 {
+		o.Runs = 3
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+}
+
+// EOSResult holds events/s per run for each mode and their medians.
+type EOSResult struct {
+	Options        EOSOptions `json:"-"`
+	Passthrough    []float64  `json:"passthrough_events_per_s"`
+	Cairn          []float64  `json:"cairn_events_per_s"`
+	MedPassthrough float64    `json:"median_passthrough"`
+	MedCairn       float64    `json:"median_cairn"`
+	Ratio          float64    `json:"ratio_cairn_to_passthrough"`
+}
+
+// RunEOS measures sustained events/s through Cairn's full exactly-once path
+// (a counting operator: one state read, one write, one output and one
+// changelog record per event) and through a transactional passthrough
+// (consume → produce in the same transactions, no state): the ceiling of
+// this broker. Each run uses a fresh embedded broker with a pre-filled
+// backlog; modes alternate so that machine noise hits both alike.
+func RunEOS(ctx context.Context, o EOSOptions) (*EOSResult, error) {
+	o.defaults()
+	r := &EOSResult{Options: o}
+	for i := 0; i < o.Runs; i++ {
+		pt, err := oneRun(ctx, o, passthrough)
+		if err != nil {
+			return nil, fmt.Errorf("passthrough run %d: %w", i, err)
+		}
+		ca, err := oneRun(ctx, o, cairn)
+		if err != nil {
+			return nil, fmt.Errorf("cairn run %d: %w", i, err)
+		}
+		r.Passthrough, r.Cairn = append(r.Passthrough, pt), append(r.Cairn, ca)
+		o.Logger.Warn("bench run", "run", i, "passthrough_eps", int(pt), "cairn_eps", int(ca))
+	}
+	r.MedPassthrough, r.MedCairn = median(r.Passthrough), median(r.Cairn)
+	r.Ratio = r.MedCairn / r.MedPassthrough
+	return r, nil
+}
+
+type mode func(ctx context.Context, addrs []string, o EOSOptions) error
+
+func oneRun(ctx context.Context, o EOSOptions, m mode) (float64, error) {
+	b, err := broker.Start(broker.Options{Partitions: int(o.Partitions), Topics: []string{"events", "passthrough-out"}})
+	if err != nil {
+		return 0, err
+	}
+	defer b.Close()
+	if err := prefill(ctx, b.Addrs(), o); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := m(ctx, b.Addrs(), o); err != nil {
+		return 0, err
+	}
+	return float64(o.Events) / time.Since(start).Seconds(), nil
+}
+
+func prefill(ctx context.Context, addrs []string, o EOSOptions) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic("events"), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ts := time.Now().Add(-time.Hour).UnixMilli()
+	for i := 0; i < o.Events; i++ {
+		u := fmt.Sprintf("u-%d", (i*7919)%o.Users)
+		v, _ := json.Marshal(map[string]any{"user_id": u, "event": "view_item", "ts": ts + int64(i), "event_id": fmt.Sprintf("e-%d", i),
+			"props": map[string]any{"sku": "sku-1", "price": 12}})
+		cl.Produce(ctx, &kgo.Record{Key: []byte(u), Value: v}, nil)
+	}
+	return cl.Flush(ctx)
+}
+
+// cairn runs one engine with a counting operator until the group has
+// committed every input offset.
+func cairn(ctx context.Context, addrs []string, o EOSOptions) error {
+	dir, err := os.MkdirTemp("", "cairn-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, err := state.OpenPebble(dir, state.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	eng, err := engine.New(engine.Config{Brokers: addrs, AppID: "bench", CommitInterval: o.CommitInterval,
+		DisableIdleAdvance: true, Logger: o.Logger}, st, []engine.Operator{&count.Counter{ID: "c", Topic: "counts"}})
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(rctx) }()
+	werr := waitCommitted(ctx, addrs, "bench", o.Events)
+	cancel()
+	if err := <-done; err != nil {
+		return err
+	}
+	return werr
+}
+
+// passthrough consumes the input in a group transactional session and
+// produces every record to another topic in the same transaction.
+func passthrough(ctx context.Context, addrs []string, o EOSOptions) error {
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(addrs...), kgo.TransactionalID("bench-passthrough"),
+		kgo.ConsumerGroup("passthrough"), kgo.ConsumeTopics("events"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.RequireStableFetchOffsets(), kgo.DisableAutoCommit())
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	seen := 0
+	for seen < o.Events {
+		if err := sess.Begin(); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(o.CommitInterval)
+		for time.Now().Before(deadline) && seen < o.Events {
+			pctx, cancel := context.WithDeadline(ctx, deadline)
+			fs := sess.PollRecords(pctx, 2000)
+			cancel()
+			fs.EachRecord(func(r *kgo.Record) {
+				seen++
+				sess.Produce(ctx, &kgo.Record{Topic: "passthrough-out", Key: r.Key, Value: r.Value}, nil)
+			})
+		}
+		if _, err := sess.End(ctx, kgo.TryCommit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func waitCommitted(ctx context.Context, addrs []string, group string, want int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err == nil {
+			total := int64(0)
+			offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+			if total >= int64(want) {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("group %s did not commit %d offsets in time", group, want)
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/cairn-cjo/cairn/bench"
+)
+
+func cmdBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o bench.EOSOptions
+	fs.IntVar(&o.Events, "events", 200_000, "pre-filled events per run")
+	fs.IntVar(&o.Runs, "runs", 3, "runs per mode (medians are reported)")
+	fs.IntVar(&o.Users, "users", 10_000, "distinct users")
+	fs.DurationVar(&o.CommitInterval, "commit-interval", 0, "commit interval (default 100ms)")
+	out := fs.String("out", "bench/RESULTS.md", "markdown file whose EOS section is rewritten")
+	js := fs.String("json", "bench/eos.json", "machine-readable results")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := bench.RunEOS(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("passthrough median %.0f events/s, cairn median %.0f events/s, ratio %.2f\n", r.MedPassthrough, r.MedCairn, r.Ratio)
+	cmd := "processor bench " + strings.Join(args, " ")
+	if err := bench.WriteEOSSection(*out, strings.TrimSpace(cmd), r); err != nil {
+		return err
+	}
+	return bench.WriteJSON(*js, r)
+}
