@@ -186,7 +186,14 @@ func (e *Engine) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 			return
 		}
 		w := e.newWorker(p)
-		if err := w.core.load(); err != nil {
+		err := w.core.load()
+		if err == nil {
+			var n int
+			n, err = w.core.pendingTimers()
+			w.timers = int64(n)
+			e.m.timersPending.WithLabelValues(w.label).Set(float64(n))
+		}
+		if err != nil {
 			err = fmt.Errorf("loading partition %d: %w", p, err)
 			e.assignErr.CompareAndSwap(nil, &err)
 			w.stop()

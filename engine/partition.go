@@ -44,7 +44,8 @@ type partitionCore struct {
 	upsertAt map[string]int
 	internal []Event
 
-	timersFired int64
+	timersFired int64 // since the last commit or drop
+	timerDelta  int64 // timers set minus timers removed, since the last commit or drop
 }
 
 func newPartitionCore(p int32, store state.Store, ops []Operator, log *slog.Logger) *partitionCore {
@@ -85,6 +86,7 @@ func (c *partitionCore) load() error {
 func (c *partitionCore) drop() error {
 	c.batch.Discard()
 	c.upserts, c.internal = c.upserts[:0], c.internal[:0]
+	c.timersFired, c.timerDelta = 0, 0
 	clear(c.upsertAt)
 	return c.load()
 }

@@ -15,6 +15,7 @@ func (c *partitionCore) setTimer(op, user, id string, due int64, payload []byte)
 	if err := c.cancelTimer(op, user, id); err != nil {
 		return err
 	}
+	c.timerDelta++
 	v := append([]byte{state.ValueVersion}, payload...)
 	if err := c.batch.Set(state.TimerKey(c.p, due, op, user, id), v); err != nil {
 		return err
@@ -40,6 +41,7 @@ func (c *partitionCore) cancelTimer(op, user, id string) error {
 	if err := c.batch.Delete(state.TimerKey(c.p, due, op, user, id)); err != nil {
 		return err
 	}
+	c.timerDelta--
 	return c.batch.Delete(ik)
 }
 
@@ -99,6 +101,7 @@ func (c *partitionCore) fire(k state.Key, payload []byte) error {
 		return err
 	}
 	c.timersFired++
+	c.timerDelta--
 	op, ok := c.byName[k.Operator]
 	if !ok {
 		c.log.Warn("dropping timer of unknown operator", "operator", k.Operator, "user", k.User, "timer", k.ID)

@@ -36,6 +36,7 @@ type worker struct {
 
 	marker       marker
 	next         int64 // next input offset to process
+	timers       int64 // committed timers of the partition
 	active       bool  // processed records in the current commit cycle
 	changelogMax atomic.Int64
 }
@@ -192,6 +193,10 @@ func (w *worker) apply() error {
 		return err
 	}
 	w.active = false
+	w.timers += w.core.timerDelta
+	w.e.m.timersPending.WithLabelValues(w.label).Set(float64(w.timers))
+	w.e.m.timersFired.Add(float64(w.core.timersFired))
+	w.core.timerDelta, w.core.timersFired = 0, 0
 	return nil
 }
 

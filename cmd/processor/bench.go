@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/cairn-cjo/cairn/bench"
@@ -18,8 +20,20 @@ func cmdBench(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.CommitInterval, "commit-interval", 0, "commit interval (default 100ms)")
 	out := fs.String("out", "bench/RESULTS.md", "markdown file whose EOS section is rewritten")
 	js := fs.String("json", "bench/eos.json", "machine-readable results")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	r, err := bench.RunEOS(ctx, o)
 	if err != nil {
