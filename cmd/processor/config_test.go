@@ -1,0 +1,56 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("brokers: [a:1, b:2]\napp-id: from-file\ninput-topic: file-topic\ncommit-interval: 250ms\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CAIRN_APP_ID", "from-env")
+	t.Setenv("CAIRN_INSTANCE_ID", "env-instance")
+	var c Config
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	c.bindFlags(fs)
+	if err := parseConfig(fs, []string{"--config", file, "--instance-id", "flag-instance"}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ name, got, want string }{
+		{"file beats default", c.Brokers, "a:1,b:2"},
+		{"env beats file", c.AppID, "from-env"},
+		{"flag beats env", c.InstanceID, "flag-instance"},
+		{"file only", c.InputTopic, "file-topic"},
+		{"default", c.HTTP, "127.0.0.1:8080"},
+		{"duration from file", c.CommitInterval.String(), (250 * time.Millisecond).String()},
+	}
+	for _, tc := range cases {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+	if got := c.Engine().Brokers; len(got) != 2 || got[1] != "b:2" {
+		t.Errorf("engine brokers = %v", got)
+	}
+}
+
+func TestConfigErrorsNameTheSource(t *testing.T) {
+	t.Setenv("CAIRN_COMMIT_INTERVAL", "soon")
+	var c Config
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	c.bindFlags(fs)
+	err := parseConfig(fs, nil)
+	if err == nil || !strings.Contains(err.Error(), "CAIRN_COMMIT_INTERVAL") {
+		t.Fatalf("err = %v, want it to name CAIRN_COMMIT_INTERVAL", err)
+	}
+	c = Config{LogLevel: "loud"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--definitions") || !strings.Contains(err.Error(), "--log-level") {
+		t.Fatalf("Validate = %v", err)
+	}
+}
