@@ -29,7 +29,7 @@ bench: build
 
 ## chaos: long fault runs (kills at random moments, many cycles).
 chaos: build
-	CAIRN_CHAOS_CYCLES=100 $(GO) test -count=1 -timeout 60m -run 'Crash|Chaos' -v ./engine/...
+	CAIRN_CHAOS_CYCLES=100 $(GO) test -count=1 -timeout 60m -run 'Crash|Chaos' -v ./cmd/processor/ ./engine/
 
 ## lint: formatting and vet.
 lint:

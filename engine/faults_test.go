@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -135,4 +136,49 @@ func TestEngineRefusesMissingInputTopic(t *testing.T) {
 	if err := eng.Run(ctx); !errors.Is(err, engine.ErrNoInputTopic) {
 		t.Fatalf("Run = %v, want ErrNoInputTopic", err)
 	}
+}
+
+// TestEngineCountsRecordsInTheWrongPartition produces every record to
+// partition 0 whatever its key, as a producer with another partitioner
+// would: the records are processed, and the ones whose key hashes elsewhere
+// are counted.
+func TestEngineCountsRecordsInTheWrongPartition(t *testing.T) {
+	addrs := newBroker(t)
+	evs := genEvents("w", 12, 60, 1_700_000_000_000)
+	var rs []*kgo.Record
+	wrong := 0
+	for _, ev := range evs {
+		v := fmt.Sprintf(`{"user_id":%q,"event":%q,"ts":%d,"event_id":%q}`, ev.UserID, ev.Event, ev.TS, ev.EventID)
+		rs = append(rs, &kgo.Record{Topic: input, Partition: 0, Key: []byte(ev.UserID), Value: []byte(v)})
+		if engine.KeyPartition([]byte(ev.UserID), 6) != 0 {
+			wrong++
+		}
+	}
+	cl := kafkatest.Client(t, addrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	startInstance(t, addrs, "one", t.TempDir(), func(c *engine.Config) { c.Registerer = reg })
+	kafkatest.CheckCounts(t, evs, kafkatest.WaitCounts(t, addrs, countsOut, len(evs)))
+	if got := counterValue(t, reg, "cairn_records_wrong_partition_total"); int(got) != wrong || wrong == 0 {
+		t.Fatalf("wrong-partition counter = %v, want %d", got, wrong)
+	}
+}
+
+func counterValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }
