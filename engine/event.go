@@ -81,12 +81,9 @@ func unmarshal(b []byte, w *wireEvent) error {
 	t := bytes.TrimLeft(b, " \t\r\n")
 	switch {
 	case len(t) > 0 && t[0] == '{':
-		d := json.NewDecoder(bytes.NewReader(t))
-		if err := d.Decode(w); err != nil {
+		// Unmarshal rejects trailing data and is much cheaper than a Decoder.
+		if err := json.Unmarshal(t, w); err != nil {
 			return fmt.Errorf("decoding json: %w", err)
-		}
-		if d.More() {
-			return errors.New("decoding json: trailing data after the object")
 		}
 		return nil
 	case len(b) > 0 && (b[0]&0xf0 == 0x80 || b[0] == 0xde || b[0] == 0xdf):

@@ -254,9 +254,11 @@ func (b *pebbleBatch) Commit() error {
 
 func (b *pebbleBatch) Discard() { b.reset() }
 
+// reset empties the batch for reuse, keeping its buffers: Pebble allows
+// Reset after Apply, and reusing saves reallocating (and clearing) the
+// batch's arena on every transaction.
 func (b *pebbleBatch) reset() {
-	_ = b.b.Close()
-	b.b = b.s.db.NewIndexedBatch()
+	b.b.Reset()
 	clear(b.changed)
 }
 
