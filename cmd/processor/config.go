@@ -28,6 +28,7 @@ type Config struct {
 	InstanceID     string        // --instance-id: default hostname-pid
 	SessionTimeout time.Duration // --session-timeout: group session timeout
 	TxnTimeout     time.Duration // --transaction-timeout: broker-side transaction timeout
+	IdleAdvance    bool          // --idle-advance: let the wall clock move idle partitions' clocks
 	LogLevel       string        // --log-level: debug, info, warn, error
 }
 
@@ -43,6 +44,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.InstanceID, "instance-id", "", "unique, stable id of this instance (default hostname-pid)")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
 	fs.DurationVar(&c.TxnTimeout, "transaction-timeout", 30*time.Second, "broker-side transaction timeout")
+	fs.BoolVar(&c.IdleAdvance, "idle-advance", true, "advance idle partitions' clocks with the wall clock (false: pure event time, for replays)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
@@ -71,6 +73,7 @@ func (c *Config) Engine() engine.Config {
 		CommitInterval:     c.CommitInterval,
 		SessionTimeout:     c.SessionTimeout,
 		TransactionTimeout: c.TxnTimeout,
+		DisableIdleAdvance: !c.IdleAdvance,
 	}
 }
 

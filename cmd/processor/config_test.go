@@ -54,3 +54,34 @@ func TestConfigErrorsNameTheSource(t *testing.T) {
 		t.Fatalf("Validate = %v", err)
 	}
 }
+
+// TestOperationsDocListsEveryOption keeps docs/operations.md and the flags
+// in step: every flag, its variable and its default must be in the table.
+func TestOperationsDocListsEveryOption(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	c.bindFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "CAIRN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		row := ""
+		for _, l := range strings.Split(string(doc), "\n") {
+			if strings.HasPrefix(l, "| `--"+f.Name+"` |") {
+				row = l
+			}
+		}
+		if row == "" {
+			t.Errorf("docs/operations.md has no row for --%s", f.Name)
+			return
+		}
+		if !strings.Contains(row, "`"+env+"`") {
+			t.Errorf("row of --%s does not name %s", f.Name, env)
+		}
+		if f.DefValue != "" && !strings.Contains(row, "`"+f.DefValue+"`") {
+			t.Errorf("row of --%s does not give its default %q", f.Name, f.DefValue)
+		}
+	})
+}
