@@ -40,6 +40,8 @@ lint:
 fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeEvent -fuzztime=30s ./engine
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeKey -fuzztime=30s ./state
+	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./operators/defs
+	$(GO) test -run=^$$ -fuzz=FuzzParseDefinition -fuzztime=30s ./operators/journey
 
 clean:
 	rm -rf bin

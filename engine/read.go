@@ -68,3 +68,15 @@ func (e *Engine) GetShared(p int32, op string, sub []byte) ([]byte, error) {
 
 // Partitions returns the input partition count (0 before Run starts).
 func (e *Engine) Partitions() int32 { return e.partitions }
+
+// Profile returns the committed profile of user. Safe for concurrent use.
+func (e *Engine) Profile(user string) (map[string]any, error) {
+	p := map[string]any{}
+	err := e.ReadUser(user, ProfileOperator, func(_ string, sub, value []byte) error {
+		if len(sub) != 0 {
+			return nil
+		}
+		return state.DecodeValue(value, &p)
+	})
+	return p, err
+}

@@ -45,15 +45,21 @@ func (c *partitionCore) cancelTimer(op, user, id string) error {
 	return c.batch.Delete(ik)
 }
 
-// nextTimer returns the earliest timer of the partition, if any.
+// nextTimer returns the earliest timer of the partition, if any. The scan
+// starts at nextDue when it is known, a lower bound of every timer's due
+// time, so it does not walk the tombstones of timers already fired.
 func (c *partitionCore) nextTimer() (state.Key, []byte, bool, error) {
 	var (
 		key     state.Key
 		payload []byte
 		found   bool
 	)
-	lo := state.TimerPrefix(c.p)
-	err := c.batch.Scan(lo, state.PrefixEnd(lo), func(k, v []byte) error {
+	pre := state.TimerPrefix(c.p)
+	lo := pre
+	if c.nextDue != minDue {
+		lo = state.TimerKey(c.p, c.nextDue, "", "", "")
+	}
+	err := c.batch.Scan(lo, state.PrefixEnd(pre), func(k, v []byte) error {
 		dk, err := state.DecodeKey(k)
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/operators/count"
 	"github.com/cairn-cjo/cairn/operators/defs"
+	"github.com/cairn-cjo/cairn/operators/journey"
 )
 
 // Options configures Load.
@@ -21,10 +22,11 @@ type Options struct {
 type Set struct {
 	Operators []engine.Operator
 	Docs      []defs.Doc
+	Journeys  *journey.Operator // nil without journey definitions
 }
 
 // knownKinds are the definition kinds some operator decodes.
-var knownKinds = map[string]bool{"counter": true}
+var knownKinds = map[string]bool{"counter": true, "journey": true, "policy": true}
 
 // Load reads every definition in dir and builds the operators. It returns
 // every problem found, each naming its file and line.
@@ -51,8 +53,25 @@ func Build(docs []defs.Doc, o Options) (*Set, error) {
 	for _, c := range counters {
 		s.Operators = append(s.Operators, c)
 	}
+	if has(docs, "journey") {
+		j, err := journey.New(docs, journey.Options{AggregatesTopic: o.AggregatesTopic})
+		errs = append(errs, err)
+		if err == nil {
+			s.Journeys = j
+			s.Operators = append(s.Operators, j)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+func has(docs []defs.Doc, kind string) bool {
+	for _, d := range docs {
+		if d.Kind == kind {
+			return true
+		}
+	}
+	return false
 }

@@ -102,3 +102,20 @@ func TestValueRoundTripAndVersion(t *testing.T) {
 		t.Fatal("DecodeValue accepted an unknown version")
 	}
 }
+
+func TestEncodeValueIsDeterministic(t *testing.T) {
+	m := map[string]any{}
+	for i := 0; i < 50; i++ {
+		m[string(rune('a'+i%26))+string(rune('A'+i))] = i
+	}
+	first, err := EncodeValue(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		b, _ := EncodeValue(m)
+		if !bytes.Equal(b, first) {
+			t.Fatal("EncodeValue of the same map gave different bytes")
+		}
+	}
+}

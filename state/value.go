@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -15,12 +16,17 @@ const ValueVersion byte = 1
 var ErrBadValue = errors.New("malformed state value")
 
 // EncodeValue encodes v as a version byte followed by msgpack (design §4).
+// Map keys are sorted, so equal values always encode to equal bytes and a
+// replay writes byte-identical state and changelog records.
 func EncodeValue(v any) ([]byte, error) {
-	b, err := msgpack.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.WriteByte(ValueVersion)
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encoding state value: %w", err)
 	}
-	return append([]byte{ValueVersion}, b...), nil
+	return buf.Bytes(), nil
 }
 
 // DecodeValue decodes a value written by EncodeValue into v.

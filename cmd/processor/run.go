@@ -61,6 +61,9 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 		return fmt.Errorf("listening on --http %s: %w", c.HTTP, err)
 	}
 	inst := &instance{eng: eng, srv: srv, set: set}
+	aggs := engine.NewGlobalTable(ecfg.Brokers, ecfg.AggregatesTopic(), log, ecfg.ClientOpts...)
+	go aggs.Run(ctx)
+	routes(srv, eng, aggs)
 	go func() { _ = srv.Serve(ctx) }()
 	if started != nil {
 		started(inst)

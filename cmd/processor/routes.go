@@ -1,0 +1,60 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/internal/api"
+	"github.com/cairn-cjo/cairn/operators/journey"
+)
+
+// routes registers the read API of the operators on srv.
+func routes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable) {
+	srv.Handle("GET /v1/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		getUser(w, r, eng)
+	})
+	srv.Handle("GET /v1/journeys/{id}/stats", func(w http.ResponseWriter, r *http.Request) {
+		var vals [][]byte
+		aggs.Scan(journey.StatsKeyPrefix(r.PathValue("id")), func(_ string, v []byte) { vals = append(vals, v) })
+		stats, err := journey.SumStats(vals)
+		if err != nil {
+			api.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		if len(stats) == 0 {
+			api.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "no stats for journey " + r.PathValue("id") + " yet"})
+			return
+		}
+		api.WriteJSON(w, http.StatusOK, stats)
+	})
+}
+
+// userView is the answer of GET /v1/users/{id}.
+type userView struct {
+	UserID    string            `json:"user_id"`
+	Partition int32             `json:"partition"`
+	Profile   map[string]any    `json:"profile"`
+	Journeys  *journey.UserView `json:"journeys,omitempty"`
+}
+
+func getUser(w http.ResponseWriter, r *http.Request, eng *engine.Engine) {
+	id := r.PathValue("id")
+	v := userView{UserID: id, Partition: eng.UserPartition(id)}
+	prof, err := eng.Profile(id)
+	if err == nil {
+		v.Profile = prof
+		v.Journeys, err = journey.DescribeUser(func(fn func(sub, value []byte) error) error {
+			return eng.ReadUser(id, journey.OperatorName, func(_ string, sub, value []byte) error { return fn(sub, value) })
+		})
+	}
+	switch {
+	case errors.Is(err, engine.ErrNotOwned):
+		api.WriteJSON(w, http.StatusMisdirectedRequest, map[string]any{"error": err.Error(),
+			"hint": "this instance answers for the partitions it owns; ask the owner (forwarding is not built yet)"})
+	case err != nil:
+		api.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+	default:
+		api.WriteJSON(w, http.StatusOK, v)
+	}
+}

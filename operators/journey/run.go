@@ -1,0 +1,231 @@
+package journey
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/cairn-cjo/cairn/engine"
+)
+
+// run is the state of one OnEvent or OnTimer call: records read so far and
+// whether they changed, so that each key is read and written at most once
+// per call. It is used by one goroutine and discarded after the call.
+type run struct {
+	o     *Operator
+	ctx   *engine.Context
+	now   int64
+	cause string
+	event *engine.Event // the event, or a synthetic "$timer" event
+
+	recs    map[string]*recSlot
+	hist    map[string][]histEvent
+	caps    *capState
+	capsMod bool
+	stats   map[statKey]*Stats
+	cur     statKey // journey being run, for eval error counts
+	err     error   // a state read error of stat, returned by flush
+}
+
+type recSlot struct {
+	rec   *userRec
+	dirty bool
+}
+
+func newRun(o *Operator, ctx *engine.Context, ev *engine.Event, cause string) *run {
+	return &run{o: o, ctx: ctx, now: ctx.Now(), cause: cause, event: ev,
+		recs: map[string]*recSlot{}, hist: map[string][]histEvent{}, stats: map[statKey]*Stats{}}
+}
+
+// rec returns the user's record of journey id, reading it once per call.
+func (r *run) rec(id string) (*userRec, error) {
+	if s, ok := r.recs[id]; ok {
+		return s.rec, nil
+	}
+	rec := &userRec{}
+	b, err := r.ctx.Get([]byte(recPrefix + id))
+	if err != nil {
+		return nil, err
+	}
+	if b != nil {
+		if err := decode(b, rec); err != nil {
+			return nil, fmt.Errorf("reading record of %s: %w", id, err)
+		}
+	}
+	r.recs[id] = &recSlot{rec: rec}
+	return rec, nil
+}
+
+func (r *run) touch(id string) { r.recs[id].dirty = true }
+
+// flush writes the changed records, cap state and counters, in key order.
+func (r *run) flush() error {
+	ids := make([]string, 0, len(r.recs))
+	for id, s := range r.recs {
+		if s.dirty {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		b, err := encode(r.recs[id].rec)
+		if err != nil {
+			return err
+		}
+		if err := r.ctx.Set([]byte(recPrefix+id), b); err != nil {
+			return err
+		}
+	}
+	if err := r.flushCaps(); err != nil {
+		return err
+	}
+	return r.flushStats()
+}
+
+// onEvent runs journey id for the current event: exits of stopped or
+// removed versions, goal, exit_on, a for_event wait, then entry.
+func (r *run) onEvent(id string) error {
+	rec, err := r.rec(id)
+	if err != nil {
+		return err
+	}
+	def, err := r.live(id, rec)
+	if err != nil {
+		return err
+	}
+	if err := r.checkGoal(id, rec); err != nil {
+		return err
+	}
+	if rec.Active {
+		if err := r.checkExitOn(id, rec, def); err != nil {
+			return err
+		}
+	}
+	if rec.Active {
+		return r.checkWaitEvent(id, rec, def)
+	}
+	return r.tryEnter(id, rec)
+}
+
+// live returns the definition of the latest entry's version. If the
+// instance is active but its version was stopped or is no longer loaded, it
+// exits the instance first.
+func (r *run) live(id string, rec *userRec) (*journeyDef, error) {
+	def := r.o.def(id, rec.Version)
+	switch {
+	case !rec.Active:
+	case def == nil:
+		r.ctx.Logger().Warn("exiting journey instance of a version no longer loaded",
+			"journey", id, "version", rec.Version, "user", r.ctx.UserID())
+		return nil, r.exit(id, rec, "removed")
+	case def.status == statusStopped:
+		return def, r.exit(id, rec, "stopped")
+	}
+	return def, nil
+}
+
+func (r *run) env(rec *userRec) *evalEnv {
+	return &evalEnv{r: r, event: r.event, entry: rec.Entry.event(r.ctx.UserID()), entryTS: rec.Entry.TS}
+}
+
+func (r *run) matches(m *eventMatch, rec *userRec) (bool, error) {
+	if r.event.Name != m.event {
+		return false, nil
+	}
+	return r.env(rec).check(m.where)
+}
+
+func (r *run) checkGoal(id string, rec *userRec) error {
+	if !rec.GoalOpen {
+		return nil
+	}
+	def := r.o.def(id, rec.Version)
+	if def == nil || def.goal == nil || rec.GoalDeadline != 0 && r.now > rec.GoalDeadline {
+		rec.GoalOpen = false // the window closed: forget it
+		r.touch(id)
+		return nil
+	}
+	if r.now < rec.Entry.TS {
+		return nil // a late event from before the entry is no conversion
+	}
+	r.cur = statKey{id, rec.Version}
+	ok, err := r.matches(&def.goal.eventMatch, rec)
+	if err != nil || !ok {
+		return err
+	}
+	rec.GoalOpen = false
+	r.touch(id)
+	st := r.stat(id, rec.Version)
+	if rec.Holdout {
+		st.Goals.Holdout++
+	} else {
+		st.Goals.Treatment++
+	}
+	if rec.Active {
+		return r.exit(id, rec, "goal")
+	}
+	return nil
+}
+
+func (r *run) checkExitOn(id string, rec *userRec, def *journeyDef) error {
+	r.cur = statKey{id, rec.Version}
+	for i := range def.exitOn {
+		ok, err := r.matches(&def.exitOn[i], rec)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return r.exit(id, rec, "exit_on")
+		}
+	}
+	return nil
+}
+
+func (r *run) checkWaitEvent(id string, rec *userRec, def *journeyDef) error {
+	n := def.nodes[rec.Node]
+	if rec.Holdout || n == nil || n.kind != kindWait || n.wait.kind != waitEvent {
+		return nil
+	}
+	r.cur = statKey{id, rec.Version}
+	ok, err := r.matches(&n.wait.event, rec)
+	if err != nil || !ok {
+		return err
+	}
+	if err := r.cancelTimer(id, rec); err != nil {
+		return err
+	}
+	r.leave(id, rec)
+	return r.step(id, rec, def, n.wait.onEvent)
+}
+
+// tryEnter enters the user in the current version of journey id if the
+// event is its entry event, reentry allows it and when holds.
+func (r *run) tryEnter(id string, rec *userRec) error {
+	set := r.o.journeys[id]
+	if set == nil {
+		return nil
+	}
+	def := set.current
+	if def == nil || r.event.Name != def.entryEvent || !r.reentryAllowed(def, rec) {
+		return nil
+	}
+	r.cur = statKey{id, def.version}
+	env := &evalEnv{r: r, event: r.event, entry: r.event, entryTS: r.now}
+	ok, err := env.check(def.entryWhen)
+	if err != nil || !ok {
+		return err
+	}
+	return r.enter(id, rec, def)
+}
+
+func (r *run) reentryAllowed(def *journeyDef, rec *userRec) bool {
+	if rec.Seq == 0 {
+		return true
+	}
+	switch def.reentry {
+	case reentryAfterExit:
+		return true
+	case reentryDuration:
+		return r.now-rec.Entry.TS >= def.reentryAfter
+	}
+	return false
+}
