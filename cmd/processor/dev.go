@@ -51,7 +51,7 @@ func cmdDev(ctx context.Context, args []string) error {
 	case inst = <-started:
 	}
 	outputs := outputTopics(inst)
-	printDevBanner(brokers, inst, outputs)
+	printDevBanner(brokers, *dataDir, inst, outputs)
 	go func() {
 		_ = demo.Run(ctx, demo.Options{Brokers: b.Addrs(), Users: *users, Rate: *rate, Logger: log})
 	}()
@@ -72,7 +72,7 @@ func outputTopics(inst *instance) []string {
 	return out
 }
 
-func printDevBanner(brokers string, inst *instance, outputs []string) {
+func printDevBanner(brokers, dataDir string, inst *instance, outputs []string) {
 	cfg := inst.eng.Config()
 	first := "actions.push"
 	if len(outputs) > 0 && !contains(outputs, first) {
@@ -81,7 +81,7 @@ func printDevBanner(brokers string, inst *instance, outputs []string) {
 	fmt.Printf(`
 Cairn dev is running (Ctrl-C to stop).
 
-  broker      %s  (embedded, Kafka protocol; data in .cairn/)
+  broker      %s  (embedded, Kafka protocol; data in %s)
   metrics     http://%s/metrics
   health      http://%s/readyz
   input       %s  (demo events flowing now)
@@ -92,7 +92,7 @@ Tail the actions yourself (read_committed, as channel senders must):
   kcat -b %s -C -t %s -X isolation.level=read_committed -f '%%k %%s\n'
 
 Outputs as they are committed:
-`, brokers, inst.srv.Addr(), inst.srv.Addr(), cfg.InputTopic, strings.Join(outputs, ", "),
+`, brokers, dataDir, inst.srv.Addr(), inst.srv.Addr(), cfg.InputTopic, strings.Join(outputs, ", "),
 		cfg.ChangelogTopic(), cfg.AggregatesTopic(), cfg.DLQTopic(), brokers, first)
 }
 

@@ -44,7 +44,7 @@ func TestDevShowsOutputsWithin30s(t *testing.T) {
 				t.Fatalf("dev exited early:\n%s", strings.Join(seen, "\n"))
 			}
 			seen = append(seen, l)
-			found = strings.HasPrefix(l, "  actions.") || strings.HasPrefix(l, "  counts.")
+			found = strings.HasPrefix(l, "  actions.") && strings.Contains(l, `"action_id"`)
 		case <-deadline:
 			t.Fatalf("no output within 30s:\n%s", strings.Join(seen, "\n"))
 		}
