@@ -80,3 +80,13 @@ func (e *Engine) Profile(user string) (map[string]any, error) {
 	})
 	return p, err
 }
+
+// GetUser returns the committed value of op's key sub for user, or nil.
+// Safe for concurrent use.
+func (e *Engine) GetUser(user, op string, sub []byte) ([]byte, error) {
+	p := e.UserPartition(user)
+	if p < 0 || !e.owns(p) {
+		return nil, fmt.Errorf("reading user %s (partition %d): %w", user, p, ErrNotOwned)
+	}
+	return e.store.Get(state.UserKey(p, user, op, sub))
+}

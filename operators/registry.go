@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-cjo/cairn/operators/count"
 	"github.com/cairn-cjo/cairn/operators/defs"
 	"github.com/cairn-cjo/cairn/operators/journey"
+	"github.com/cairn-cjo/cairn/operators/segment"
 )
 
 // Options configures Load.
@@ -23,10 +24,11 @@ type Set struct {
 	Operators []engine.Operator
 	Docs      []defs.Doc
 	Journeys  *journey.Operator // nil without journey definitions
+	Segments  *segment.Operator // nil without segment definitions
 }
 
 // knownKinds are the definition kinds some operator decodes.
-var knownKinds = map[string]bool{"counter": true, "journey": true, "policy": true}
+var knownKinds = map[string]bool{"counter": true, "journey": true, "policy": true, "segment": true}
 
 // Load reads every definition in dir and builds the operators. It returns
 // every problem found, each naming its file and line.
@@ -52,6 +54,16 @@ func Build(docs []defs.Doc, o Options) (*Set, error) {
 	errs = append(errs, err)
 	for _, c := range counters {
 		s.Operators = append(s.Operators, c)
+	}
+	// Segments run before journeys, so that a journey reading membership
+	// on the same event sees it updated.
+	if has(docs, "segment") {
+		sg, err := segment.New(docs, segment.Options{AggregatesTopic: o.AggregatesTopic})
+		errs = append(errs, err)
+		if err == nil {
+			s.Segments = sg
+			s.Operators = append(s.Operators, sg)
+		}
 	}
 	if has(docs, "journey") {
 		j, err := journey.New(docs, journey.Options{AggregatesTopic: o.AggregatesTopic})

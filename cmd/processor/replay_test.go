@@ -31,7 +31,7 @@ func demoLog(seed uint64, users, n int) []kafkatest.Event {
 		}
 		name := names[rng.IntN(len(names))]
 		evs = append(evs, kafkatest.Event{UserID: u, Event: name, TS: ts,
-			Props: map[string]any{"sku": fmt.Sprintf("sku-%d", rng.IntN(4)), "price": 5 + rng.IntN(50), "amount": 5 + rng.IntN(50), "channel": "app"},
+			Props:   map[string]any{"sku": fmt.Sprintf("sku-%d", rng.IntN(4)), "price": 5 + rng.IntN(50), "amount": 5 + rng.IntN(50), "channel": "app"},
 			EventID: fmt.Sprintf("e-%d", i)})
 	}
 	return evs

@@ -1,16 +1,19 @@
 package main
 
 import (
-	"errors"
 	"net/http"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/api"
 	"github.com/cairn-cjo/cairn/operators/journey"
+	"github.com/cairn-cjo/cairn/operators/segment"
 )
 
-// routes registers the read API of the operators on srv.
-func routes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable) {
+// routes registers the API of the operators on srv.
+func routes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable, producer *kgo.Client) {
+	segmentRoutes(srv, eng, aggs, producer)
 	srv.Handle("GET /v1/users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		getUser(w, r, eng)
 	})
@@ -36,6 +39,7 @@ type userView struct {
 	Partition int32             `json:"partition"`
 	Profile   map[string]any    `json:"profile"`
 	Journeys  *journey.UserView `json:"journeys,omitempty"`
+	Segments  []string          `json:"segments"`
 }
 
 func getUser(w http.ResponseWriter, r *http.Request, eng *engine.Engine) {
@@ -48,13 +52,12 @@ func getUser(w http.ResponseWriter, r *http.Request, eng *engine.Engine) {
 			return eng.ReadUser(id, journey.OperatorName, func(_ string, sub, value []byte) error { return fn(sub, value) })
 		})
 	}
-	switch {
-	case errors.Is(err, engine.ErrNotOwned):
-		api.WriteJSON(w, http.StatusMisdirectedRequest, map[string]any{"error": err.Error(),
-			"hint": "this instance answers for the partitions it owns; ask the owner (forwarding is not built yet)"})
-	case err != nil:
-		api.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-	default:
+	if err == nil {
+		v.Segments, err = segment.UserSegments(func(sub []byte) ([]byte, error) {
+			return eng.GetUser(id, segment.OperatorName, sub)
+		})
+	}
+	if !writeErr(w, err) {
 		api.WriteJSON(w, http.StatusOK, v)
 	}
 }

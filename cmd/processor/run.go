@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/api"
@@ -63,7 +64,12 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 	inst := &instance{eng: eng, srv: srv, set: set}
 	aggs := engine.NewGlobalTable(ecfg.Brokers, ecfg.AggregatesTopic(), log, ecfg.ClientOpts...)
 	go aggs.Run(ctx)
-	routes(srv, eng, aggs)
+	producer, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(ecfg.Brokers...)}, ecfg.ClientOpts...)...)
+	if err != nil {
+		return fmt.Errorf("creating API producer: %w", err)
+	}
+	defer producer.Close()
+	routes(srv, eng, aggs, producer)
 	go func() { _ = srv.Serve(ctx) }()
 	if started != nil {
 		started(inst)

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-cjo/cairn/internal/broker"
+	"github.com/cairn-cjo/cairn/internal/kafkatest"
+)
+
+const apiDefs = `kind: segment
+id: gold
+rule: {profile: 'profile.tier == "gold"'}
+---
+kind: segment
+id: vip-list
+rule: {list: true}
+---
+kind: journey
+id: hello
+entry: {event: app_open}
+nodes:
+  hi: {action: {channel: push, template: hi}}
+`
+
+// TestAPI runs an instance in-process and exercises the HTTP API as an
+// operator would.
+func TestAPI(t *testing.T) {
+	b := kafkatest.Start(t, broker.Options{})
+	addrs := b.Addrs()
+	kafkatest.CreateTopic(t, addrs, "events", 2, nil)
+	defs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(defs, "d.yaml"), []byte(apiDefs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	addr := make(chan string, 1)
+	c := Config{Brokers: addrs[0], AppID: "api", InputTopic: "events", StateDir: t.TempDir(), Definitions: defs,
+		HTTP: "127.0.0.1:0", CommitInterval: 50 * time.Millisecond, InstanceID: "api-1",
+		SessionTimeout: 3 * time.Second, TxnTimeout: 10 * time.Second, IdleAdvance: true, LogLevel: "warn"}
+	go func() { done <- runInstance(ctx, c, newLogger("error"), func(i *instance) { addr <- i.srv.Addr() }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	base := "http://" + <-addr
+	now := time.Now().UnixMilli()
+	kafkatest.ProduceEvents(t, addrs, "events", []kafkatest.Event{
+		{UserID: "u-1", Event: "$profile_set", TS: now, Props: map[string]any{"tier": "gold"}},
+		{UserID: "u-1", Event: "app_open", TS: now + 1},
+		{UserID: "u-2", Event: "app_open", TS: now + 2},
+	})
+	eventually(t, base+"/readyz", func(code int, _ string) bool { return code == 200 })
+	eventually(t, base+"/v1/users/u-1", func(code int, body string) bool {
+		return code == 200 && strings.Contains(body, `"tier": "gold"`) && strings.Contains(body, `"gold"`) && strings.Contains(body, `"journey": "hello"`)
+	})
+	eventually(t, base+"/v1/segments/gold", func(code int, body string) bool { return code == 200 && strings.Contains(body, `"size": 1`) })
+	eventually(t, base+"/v1/journeys/hello/stats", func(code int, body string) bool { return code == 200 && strings.Contains(body, `"entered": 2`) })
+
+	resp, err := http.Post(base+"/v1/segments/vip-list/members", "text/plain", strings.NewReader("u-1\nu-3,u-4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct{ Users int }
+	_ = json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || up.Users != 3 {
+		t.Fatalf("upload: %d, %d users", resp.StatusCode, up.Users)
+	}
+	eventually(t, base+"/v1/segments/vip-list/members/u-3", func(code int, body string) bool {
+		return code == 200 && strings.Contains(body, `"member": true`)
+	})
+	eventually(t, base+"/v1/segments/vip-list/export", func(code int, body string) bool {
+		return code == 200 && body == "u-1\nu-3\nu-4\n" || code == 200 && len(strings.Fields(body)) == 3
+	})
+	eventually(t, base+"/metrics", func(code int, body string) bool {
+		return code == 200 && strings.Contains(body, "cairn_records_consumed_total") && strings.Contains(body, "cairn_transactions_committed_total")
+	})
+}
+
+// eventually polls url until ok accepts the answer, for up to 30s.
+func eventually(t *testing.T, url string, ok func(code int, body string) bool) {
+	t.Helper()
+	var code int
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(url)
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		code, body = resp.StatusCode, string(b)
+		if ok(code, body) {
+			return
+		}
+	}
+	t.Fatalf("GET %s: last answer %d %s", url, code, body)
+}
