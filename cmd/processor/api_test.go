@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -33,27 +34,7 @@ nodes:
 // TestAPI runs an instance in-process and exercises the HTTP API as an
 // operator would.
 func TestAPI(t *testing.T) {
-	b := kafkatest.Start(t, broker.Options{})
-	addrs := b.Addrs()
-	kafkatest.CreateTopic(t, addrs, "events", 2, nil)
-	defs := t.TempDir()
-	if err := os.WriteFile(filepath.Join(defs, "d.yaml"), []byte(apiDefs), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	addr := make(chan string, 1)
-	c := Config{Brokers: addrs[0], AppID: "api", InputTopic: "events", StateDir: t.TempDir(), Definitions: defs,
-		HTTP: "127.0.0.1:0", CommitInterval: 50 * time.Millisecond, InstanceID: "api-1",
-		SessionTimeout: 3 * time.Second, TxnTimeout: 10 * time.Second, IdleAdvance: true, LogLevel: "warn"}
-	go func() { done <- runInstance(ctx, c, newLogger("error"), func(i *instance) { addr <- i.srv.Addr() }) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	base := "http://" + <-addr
+	base, addrs := startAPI(t)
 	now := time.Now().UnixMilli()
 	kafkatest.ProduceEvents(t, addrs, "events", []kafkatest.Event{
 		{UserID: "u-1", Event: "$profile_set", TS: now, Props: map[string]any{"tier": "gold"}},
@@ -88,6 +69,34 @@ func TestAPI(t *testing.T) {
 	})
 }
 
+// startAPI runs an instance with apiDefs in-process, stopped with the
+// test, and returns its base URL and the broker's addresses.
+func startAPI(t *testing.T) (string, []string) {
+	t.Helper()
+	b := kafkatest.Start(t, broker.Options{})
+	addrs := b.Addrs()
+	kafkatest.CreateTopic(t, addrs, "events", 2, nil)
+	defs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(defs, "d.yaml"), []byte(apiDefs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	addr := make(chan string, 1)
+	c := Config{Brokers: addrs[0], AppID: "api", InputTopic: "events", StateDir: t.TempDir(), Definitions: defs,
+		HTTP: "127.0.0.1:0", CommitInterval: 50 * time.Millisecond, InstanceID: "api-1",
+		SessionTimeout: 3 * time.Second, TxnTimeout: 10 * time.Second, IdleAdvance: true, LogLevel: "warn"}
+	go func() { done <- runInstance(ctx, c, newLogger("error"), func(i *instance) { addr <- i.srv.Addr() }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	base := "http://" + <-addr
+	return base, addrs
+}
+
 // eventually polls url until ok accepts the answer, for up to 30s.
 func eventually(t *testing.T, url string, ok func(code int, body string) bool) {
 	t.Helper()
@@ -106,4 +115,35 @@ func eventually(t *testing.T, url string, ok func(code int, body string) bool) {
 		}
 	}
 	t.Fatalf("GET %s: last answer %d %s", url, code, body)
+}
+
+func TestAPIReplaceList(t *testing.T) {
+	base, _ := startAPI(t)
+	eventually(t, base+"/readyz", func(code int, _ string) bool { return code == 200 })
+	send := func(method, body string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+"/v1/segments/vip-list/members", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: status %d", method, resp.StatusCode)
+		}
+	}
+	members := func(want string) {
+		t.Helper()
+		eventually(t, base+"/v1/segments/vip-list/export", func(code int, body string) bool {
+			f := strings.Fields(body)
+			sort.Strings(f)
+			return code == 200 && strings.Join(f, ",") == want
+		})
+	}
+	send("POST", "a\nb\nc\n")
+	members("a,b,c")
+	send("DELETE", "b")
+	members("a,c")
+	send("PUT", "c,d")
+	members("c,d")
 }

@@ -50,11 +50,76 @@ func segmentRoutes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable
 	srv.Handle("GET /v1/segments/{id}/export", func(w http.ResponseWriter, r *http.Request) {
 		exportSegment(w, eng, r.PathValue("id"))
 	})
-	for method, name := range map[string]string{"POST": "$segment_add", "DELETE": "$segment_remove"} {
-		srv.Handle(method+" /v1/segments/{id}/members", func(w http.ResponseWriter, r *http.Request) {
-			upload(w, r, eng, producer, name)
-		})
+	srv.Handle("POST /v1/segments/{id}/members", func(w http.ResponseWriter, r *http.Request) {
+		upload(w, r, eng, producer, false)
+	})
+	srv.Handle("DELETE /v1/segments/{id}/members", func(w http.ResponseWriter, r *http.Request) {
+		upload(w, r, eng, producer, true)
+	})
+	srv.Handle("PUT /v1/segments/{id}/members", func(w http.ResponseWriter, r *http.Request) {
+		replace(w, r, eng, producer)
+	})
+}
+
+// replace makes the list exactly the uploaded ids: it adds them all and
+// removes the current members that are not among them. It needs the current
+// members of every partition, so it is refused unless this instance owns
+// them all.
+func replace(w http.ResponseWriter, r *http.Request, eng *engine.Engine, producer *kgo.Client) {
+	if n := int32(len(eng.Owned())); n != eng.Partitions() {
+		api.WriteJSON(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf(
+			"replace needs every partition's members; this instance owns %d of %d: send it to a single instance, or use POST and DELETE", n, eng.Partitions())})
+		return
 	}
+	ids, err := readIDs(http.MaxBytesReader(w, r.Body, maxUploadBytes))
+	if err != nil {
+		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	id := r.PathValue("id")
+	keep := make(map[string]bool, len(ids))
+	for _, u := range ids {
+		keep[u] = true
+	}
+	var drop []string
+	for _, p := range eng.Owned() {
+		get, scan := segment.EngineReaders(eng, p)
+		err := segment.Members(get, scan, id, func(user string) error {
+			if !keep[user] {
+				drop = append(drop, user)
+			}
+			return nil
+		})
+		if writeErr(w, err) {
+			return
+		}
+	}
+	recs := append(listEvents(eng, id, "$segment_add", ids), listEvents(eng, id, "$segment_remove", drop)...)
+	if produceAll(w, r, producer, recs) {
+		api.WriteJSON(w, http.StatusAccepted, map[string]any{"segment": id, "added": len(ids), "removed": len(drop)})
+	}
+}
+
+// listEvents returns one input record per user, naming the list.
+func listEvents(eng *engine.Engine, segmentID, name string, users []string) []*kgo.Record {
+	now := time.Now().UnixMilli()
+	recs := make([]*kgo.Record, 0, len(users))
+	for i, u := range users {
+		v, _ := json.Marshal(map[string]any{"user_id": u, "event": name, "ts": now,
+			"props": map[string]any{"segment": segmentID}, "event_id": fmt.Sprintf("%s-%s-%d-%d", name[1:], segmentID, now, i)})
+		recs = append(recs, &kgo.Record{Topic: eng.Config().InputTopic, Key: []byte(u), Value: v})
+	}
+	return recs
+}
+
+func produceAll(w http.ResponseWriter, r *http.Request, producer *kgo.Client, recs []*kgo.Record) bool {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		api.WriteJSON(w, http.StatusBadGateway, map[string]string{"error": "producing list events: " + err.Error()})
+		return false
+	}
+	return true
 }
 
 // exportSegment streams the members of id on this instance's partitions,
@@ -79,28 +144,22 @@ func exportSegment(w http.ResponseWriter, eng *engine.Engine, id string) {
 }
 
 // upload turns a newline- or comma-separated list of user ids into one
-// event per id on the input topic.
-func upload(w http.ResponseWriter, r *http.Request, eng *engine.Engine, producer *kgo.Client, name string) {
+// $segment_add (or, with remove, $segment_remove) event per id on the input
+// topic.
+func upload(w http.ResponseWriter, r *http.Request, eng *engine.Engine, producer *kgo.Client, remove bool) {
 	ids, err := readIDs(http.MaxBytesReader(w, r.Body, maxUploadBytes))
 	if err != nil {
 		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
+	name := "$segment_add"
+	if remove {
+		name = "$segment_remove"
+	}
 	id := r.PathValue("id")
-	now := time.Now().UnixMilli()
-	recs := make([]*kgo.Record, 0, len(ids))
-	for i, u := range ids {
-		v, _ := json.Marshal(map[string]any{"user_id": u, "event": name, "ts": now,
-			"props": map[string]any{"segment": id}, "event_id": fmt.Sprintf("upload-%s-%d-%d", id, now, i)})
-		recs = append(recs, &kgo.Record{Topic: eng.Config().InputTopic, Key: []byte(u), Value: v})
+	if produceAll(w, r, producer, listEvents(eng, id, name, ids)) {
+		api.WriteJSON(w, http.StatusAccepted, map[string]any{"segment": id, "event": name, "users": len(ids)})
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-	defer cancel()
-	if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		api.WriteJSON(w, http.StatusBadGateway, map[string]string{"error": "producing upload events: " + err.Error()})
-		return
-	}
-	api.WriteJSON(w, http.StatusAccepted, map[string]any{"segment": id, "event": name, "users": len(ids)})
 }
 
 func readIDs(body io.Reader) ([]string, error) {
