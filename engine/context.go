@@ -124,3 +124,37 @@ func (c *Context) EmitEvent(ev Event) error {
 	c.core.internal = append(c.core.internal, ev)
 	return nil
 }
+
+// GetOf returns another operator's value for sub under the current user, as
+// committed so far in this transaction, or nil. It is read-only: an
+// operator only ever writes its own state. Journeys use it to ask the
+// segment operator about membership.
+func (c *Context) GetOf(op string, sub []byte) ([]byte, error) {
+	return c.core.batch.Get(state.UserKey(c.core.p, c.user, op, sub))
+}
+
+// GetSharedOf returns another operator's partition-wide value for sub, or
+// nil. It is read-only.
+func (c *Context) GetSharedOf(op string, sub []byte) ([]byte, error) {
+	return c.core.batch.Get(state.SharedKey(c.core.p, op, sub))
+}
+
+// ScanSharedOf calls fn, in key order, for each of op's partition-wide keys
+// that start with prefix; fn receives the sub key. It is read-only.
+func (c *Context) ScanSharedOf(op string, prefix []byte, fn func(sub, value []byte) error) error {
+	base := state.SharedKey(c.core.p, op, nil)
+	lo := append(append([]byte(nil), base...), prefix...)
+	return c.core.batch.Scan(lo, state.PrefixEnd(lo), func(k, v []byte) error {
+		return fn(k[len(base):], v)
+	})
+}
+
+// ForUser returns a Context for another user of the same partition, with
+// the same operator and time. It is for partition-level work, such as a
+// broadcast timer (set with an empty user id through a Context from
+// ForUser("")) that enters every member of a segment: the caller must only
+// pass users that belong to this partition, such as members read from the
+// partition's own state.
+func (c *Context) ForUser(user string) *Context {
+	return &Context{core: c.core, op: c.op, user: user, now: c.now}
+}

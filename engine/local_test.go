@@ -159,3 +159,48 @@ func TestInternalEventNeedsDollarName(t *testing.T) {
 		t.Fatal("EmitEvent accepted a name without $")
 	}
 }
+
+// crossReader reads probe's state through GetOf/GetSharedOf/ScanSharedOf
+// and acts for another user through ForUser.
+type crossReader struct{ probe }
+
+func (crossReader) Name() string     { return "cross" }
+func (crossReader) Events() []string { return []string{"read"} }
+func (crossReader) OnEvent(ctx *Context, ev *Event) error {
+	v, err := ctx.GetSharedOf("probe", []byte("n"))
+	if err != nil {
+		return err
+	}
+	n := 0
+	if err := ctx.ScanSharedOf("probe", nil, func(_, _ []byte) error { n++; return nil }); err != nil {
+		return err
+	}
+	ctx.Emit(Output{Topic: "out", Value: []byte(fmt.Sprintf("shared n=%s keys=%d", v, n))})
+	other := ctx.ForUser("someone-else")
+	if err := other.Set([]byte("k"), []byte("v")); err != nil {
+		return err
+	}
+	got, err := ctx.GetOf("cross", []byte("k"))
+	ctx.Emit(Output{Topic: "out", Value: []byte(fmt.Sprintf("own=%q for %s", got, other.UserID()))})
+	return err
+}
+
+func TestContextCrossReads(t *testing.T) {
+	l, _ := NewLocal(0, probe{}, crossReader{})
+	defer l.Close()
+	if _, err := l.Process(Event{UserID: "a", Name: "agg", TS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := l.Process(Event{UserID: "a", Name: "read", TS: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(values(outs)); got != `[shared n=1 keys=1 own="" for someone-else]` {
+		t.Fatalf("outputs = %s", got)
+	}
+	found := false
+	_ = l.ScanUser("someone-else", "cross", func(sub, v []byte) error { found = string(v) == "v"; return nil })
+	if !found {
+		t.Fatal("ForUser did not write under the other user")
+	}
+}
