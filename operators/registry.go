@@ -9,6 +9,7 @@ import (
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/operators/count"
 	"github.com/cairn-cjo/cairn/operators/defs"
+	"github.com/cairn-cjo/cairn/operators/funnel"
 	"github.com/cairn-cjo/cairn/operators/journey"
 	"github.com/cairn-cjo/cairn/operators/segment"
 )
@@ -25,10 +26,11 @@ type Set struct {
 	Docs      []defs.Doc
 	Journeys  *journey.Operator // nil without journey definitions
 	Segments  *segment.Operator // nil without segment definitions
+	Funnels   *funnel.Operator  // nil without funnel definitions
 }
 
 // knownKinds are the definition kinds some operator decodes.
-var knownKinds = map[string]bool{"counter": true, "journey": true, "policy": true, "segment": true}
+var knownKinds = map[string]bool{"counter": true, "journey": true, "policy": true, "segment": true, "funnel": true}
 
 // Load reads every definition in dir and builds the operators. It returns
 // every problem found, each naming its file and line.
@@ -71,6 +73,14 @@ func Build(docs []defs.Doc, o Options) (*Set, error) {
 		if err == nil {
 			s.Journeys = j
 			s.Operators = append(s.Operators, j)
+		}
+	}
+	if has(docs, "funnel") {
+		f, err := funnel.New(docs, funnel.Options{AggregatesTopic: o.AggregatesTopic})
+		errs = append(errs, err)
+		if err == nil {
+			s.Funnels = f
+			s.Operators = append(s.Operators, f)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -29,6 +29,13 @@ id: hello
 entry: {event: app_open}
 nodes:
   hi: {action: {channel: push, template: hi}}
+---
+kind: funnel
+id: open-then-buy
+window: 1h
+steps: [{event: app_open}, {event: purchase}]
+bucket: day
+timezone: UTC
 `
 
 // TestAPI runs an instance in-process and exercises the HTTP API as an
@@ -40,12 +47,16 @@ func TestAPI(t *testing.T) {
 		{UserID: "u-1", Event: "$profile_set", TS: now, Props: map[string]any{"tier": "gold"}},
 		{UserID: "u-1", Event: "app_open", TS: now + 1},
 		{UserID: "u-2", Event: "app_open", TS: now + 2},
+		{UserID: "u-2", Event: "purchase", TS: now + 3},
 	})
 	eventually(t, base+"/readyz", func(code int, _ string) bool { return code == 200 })
 	eventually(t, base+"/v1/users/u-1", func(code int, body string) bool {
 		return code == 200 && strings.Contains(body, `"tier": "gold"`) && strings.Contains(body, `"gold"`) && strings.Contains(body, `"journey": "hello"`)
 	})
 	eventually(t, base+"/v1/segments/gold", func(code int, body string) bool { return code == 200 && strings.Contains(body, `"size": 1`) })
+	eventually(t, base+"/v1/funnels/open-then-buy", func(code int, body string) bool {
+		return code == 200 && strings.Contains(body, `"count": 2`) && strings.Contains(body, `"count": 1`) && strings.Contains(body, `"purchase"`)
+	})
 	eventually(t, base+"/v1/journeys/hello/stats", func(code int, body string) bool { return code == 200 && strings.Contains(body, `"entered": 2`) })
 
 	resp, err := http.Post(base+"/v1/segments/vip-list/members", "text/plain", strings.NewReader("u-1\nu-3,u-4\n"))

@@ -27,6 +27,7 @@ commands:
   broker    serve the embedded Kafka-compatible broker
   validate  check definitions (and a config file) and exit
   bench     measure throughput against a transactional passthrough
+  funnel    print a funnel's counts: processor funnel <id> [--from D --to D]
 
 Run 'processor <command> -h' for the flags of a command.
 `
@@ -51,6 +52,8 @@ func main() {
 		err = cmdValidate(args)
 	case "bench":
 		err = cmdBench(ctx, args)
+	case "funnel":
+		err = cmdFunnel(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

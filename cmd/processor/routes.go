@@ -7,13 +7,15 @@ import (
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/api"
+	"github.com/cairn-cjo/cairn/operators"
 	"github.com/cairn-cjo/cairn/operators/journey"
 	"github.com/cairn-cjo/cairn/operators/segment"
 )
 
 // routes registers the API of the operators on srv.
-func routes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable, producer *kgo.Client) {
+func routes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable, producer *kgo.Client, set *operators.Set) {
 	segmentRoutes(srv, eng, aggs, producer)
+	funnelRoutes(srv, aggs, set.Funnels)
 	srv.Handle("GET /v1/users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		getUser(w, r, eng)
 	})

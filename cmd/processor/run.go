@@ -47,6 +47,7 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerOperatorMetrics(reg, set)
 	ecfg.Registerer, ecfg.Logger = reg, log
 	st, err := state.OpenPebble(c.StateDir, state.Options{})
 	if err != nil {
@@ -69,7 +70,7 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 		return fmt.Errorf("creating API producer: %w", err)
 	}
 	defer producer.Close()
-	routes(srv, eng, aggs, producer)
+	routes(srv, eng, aggs, producer, set)
 	go func() { _ = srv.Serve(ctx) }()
 	if started != nil {
 		started(inst)
@@ -81,4 +82,16 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 	}
 	log.Info("cairn instance stopped cleanly")
 	return nil
+}
+
+// registerOperatorMetrics exposes the operators' own counters.
+func registerOperatorMetrics(reg prometheus.Registerer, set *operators.Set) {
+	if f := set.Funnels; f != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_funnel_late_events_total",
+			Help: "Events older than a funnel's window plus one bucket behind the user's latest event, ignored."},
+			func() float64 { return float64(f.LateDropped()) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_funnel_eval_errors_total",
+			Help: "Funnel step conditions or group_by expressions that failed at run time."},
+			func() float64 { return float64(f.EvalErrors()) }))
+	}
 }

@@ -6,13 +6,13 @@ package kafkatest
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/broker"
 )
 
@@ -103,46 +103,5 @@ func ReadCommitted(t testing.TB, addrs []string, topic string) []*kgo.Record {
 func ReadCommittedErr(addrs []string, topic string, timeout time.Duration) ([]*kgo.Record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	if err != nil {
-		return nil, err
-	}
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
-	cl.Close()
-	if err != nil {
-		return nil, fmt.Errorf("listing stable offsets of %s: %w", topic, err)
-	}
-	want := map[int32]int64{}
-	parts := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-			parts[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(want) == 0 {
-		return nil, nil
-	}
-	rc, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	var out []*kgo.Record
-	for len(want) > 0 {
-		fs := rc.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("reading %s: %d partitions not read to the end: %w", topic, len(want), ctx.Err())
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := want[r.Partition]; ok && r.Offset < end && !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-			if end, ok := want[r.Partition]; ok && r.Offset >= end-1 {
-				delete(want, r.Partition)
-			}
-		})
-	}
-	return out, nil
+	return engine.ReadCommitted(ctx, topic, kgo.SeedBrokers(addrs...))
 }

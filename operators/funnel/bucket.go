@@ -1,0 +1,55 @@
+package funnel
+
+import "time"
+
+// bucketMargin is added to a bucket's computed end when deciding that the
+// bucket can no longer change: time.Date may resolve a local midnight that
+// falls in a DST gap to either side of the gap, so the computed end can be
+// early by at most the size of the gap (1 hour, or 30 minutes in a few
+// zones). Keeping a bucket's state one hour longer is harmless.
+const bucketMargin = int64(time.Hour / time.Millisecond)
+
+// bucketLen is the nominal length of the definition's bucket, in ms: 24 h
+// for day, 1 h for hour. It sets the late-event horizon (window + one
+// bucket), which must not depend on DST.
+func (d *Definition) bucketLen() int64 {
+	if d.Bucket == BucketHour {
+		return int64(time.Hour / time.Millisecond)
+	}
+	return int64(24 * time.Hour / time.Millisecond)
+}
+
+// windowMs is the window in ms.
+func (d *Definition) windowMs() int64 { return int64(d.Window / time.Millisecond) }
+
+// horizon is how far behind a user's latest event an event may be and still
+// count: window + one bucket.
+func (d *Definition) horizon() int64 { return d.windowMs() + d.bucketLen() }
+
+// retention is how far behind a user's latest event stored step events are
+// kept: an accepted event at latest-horizon can extend an attempt that began
+// one window before it, so retention = horizon + window.
+func (d *Definition) retention() int64 { return d.horizon() + d.windowMs() }
+
+// bucketOf returns the label of the bucket holding ts, in the definition's
+// time zone ("2026-11-22" or "2026-11-22T13"), and an upper bound of the
+// bucket's end in ms (the first instant with a later label, plus
+// bucketMargin).
+//
+// Buckets are local calendar labels, so they follow DST: a day lasts 23 or
+// 25 hours on a change, the repeated hour of a fall-back change is one
+// two-hour bucket and the skipped hour of a spring-forward change has none.
+func (d *Definition) bucketOf(ts int64) (label string, end int64) {
+	t := time.UnixMilli(ts).In(d.loc)
+	y, m, day := t.Date()
+	var next time.Time
+	var buf [16]byte
+	if d.Bucket == BucketHour {
+		label = string(t.AppendFormat(buf[:0], "2006-01-02T15"))
+		next = time.Date(y, m, day, t.Hour()+1, 0, 0, 0, d.loc)
+	} else {
+		label = string(t.AppendFormat(buf[:0], "2006-01-02"))
+		next = time.Date(y, m, day+1, 0, 0, 0, 0, d.loc)
+	}
+	return label, next.UnixMilli() + bucketMargin
+}

@@ -1,0 +1,68 @@
+package funnel
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/operators/defs"
+)
+
+// base is 2026-11-22T00:00:00Z in ms.
+var base = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC).UnixMilli()
+
+const minute = int64(time.Minute / time.Millisecond)
+
+func mustNew(t testing.TB, src string) *Operator {
+	t.Helper()
+	docs, err := defs.Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("parsing docs: %v", err)
+	}
+	op, err := New(docs, Options{})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return op
+}
+
+// run processes evs in order on partition 0 and returns the final row of
+// each aggregates key and every output in order.
+func run(t testing.TB, op *Operator, evs []engine.Event) (map[string]Row, []engine.Output) {
+	t.Helper()
+	l, err := engine.NewLocal(0, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rows := map[string]Row{}
+	var all []engine.Output
+	for _, ev := range evs {
+		outs, err := l.Process(ev)
+		if err != nil {
+			t.Fatalf("processing %+v: %v", ev, err)
+		}
+		for _, o := range outs {
+			r, err := DecodeRow(o.Key, o.Value)
+			if err != nil {
+				t.Fatalf("decoding output: %v", err)
+			}
+			rows[string(o.Key)] = r
+		}
+		all = append(all, outs...)
+	}
+	return rows, all
+}
+
+// countsOf maps "funnel/bucket/group" to the counts of rows.
+func countsOf(rows map[string]Row) map[string][]int64 {
+	out := map[string][]int64{}
+	for _, r := range rows {
+		out[r.Funnel+"/"+r.Bucket+"/"+r.Group] = r.Steps
+	}
+	return out
+}
+
+func ev(user, name string, ts int64, props map[string]any) engine.Event {
+	return engine.Event{UserID: user, Name: name, TS: ts, Props: props}
+}
