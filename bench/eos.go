@@ -17,6 +17,8 @@ import (
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/broker"
+	"github.com/cairn-cjo/cairn/internal/demo"
+	"github.com/cairn-cjo/cairn/operators"
 	"github.com/cairn-cjo/cairn/operators/count"
 	"github.com/cairn-cjo/cairn/state"
 )
@@ -28,7 +30,10 @@ type EOSOptions struct {
 	Users          int           // distinct users [10000]
 	CommitInterval time.Duration // [100ms]
 	Runs           int           // runs per mode; medians are reported [3]
-	Logger         *slog.Logger
+	// Definitions is a directory of definitions for Cairn's run; empty
+	// means one counting operator (a read, a write and an output per event).
+	Definitions string
+	Logger      *slog.Logger
 }
 
 func (o *EOSOptions) defaults() {
@@ -106,20 +111,41 @@ func oneRun(ctx context.Context, o EOSOptions, m mode) (float64, error) {
 	return float64(o.Events) / time.Since(start).Seconds(), nil
 }
 
+// prefill produces o.Events events of the demo workload (sessions walking
+// the purchase funnel, profile updates) with timestamps over the last hour.
 func prefill(ctx context.Context, addrs []string, o EOSOptions) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic("events"), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	g := demo.NewGenerator(1, o.Users)
 	ts := time.Now().Add(-time.Hour).UnixMilli()
+	step := max(1, time.Hour.Milliseconds()/int64(o.Events))
+	var queue []demo.Event
 	for i := 0; i < o.Events; i++ {
-		u := fmt.Sprintf("u-%d", (i*7919)%o.Users)
-		v, _ := json.Marshal(map[string]any{"user_id": u, "event": "view_item", "ts": ts + int64(i), "event_id": fmt.Sprintf("e-%d", i),
-			"props": map[string]any{"sku": "sku-1", "price": 12}})
-		cl.Produce(ctx, &kgo.Record{Key: []byte(u), Value: v}, nil)
+		if len(queue) == 0 {
+			queue = g.Session()
+		}
+		ev := queue[0]
+		queue = queue[1:]
+		ev.TS = ts + int64(i)*step
+		v, _ := json.Marshal(ev)
+		cl.Produce(ctx, &kgo.Record{Key: []byte(ev.UserID), Value: v}, nil)
 	}
 	return cl.Flush(ctx)
+}
+
+// benchOperators returns the operators of Cairn's run.
+func benchOperators(o EOSOptions, aggregates string) ([]engine.Operator, error) {
+	if o.Definitions == "" {
+		return []engine.Operator{&count.Counter{ID: "c", Topic: "counts"}}, nil
+	}
+	set, err := operators.Load(o.Definitions, operators.Options{AggregatesTopic: aggregates})
+	if err != nil {
+		return nil, err
+	}
+	return set.Operators, nil
 }
 
 // cairn runs one engine with a counting operator until the group has
@@ -135,8 +161,12 @@ func cairn(ctx context.Context, addrs []string, o EOSOptions) error {
 		return err
 	}
 	defer st.Close()
-	eng, err := engine.New(engine.Config{Brokers: addrs, AppID: "bench", CommitInterval: o.CommitInterval,
-		DisableIdleAdvance: true, Logger: o.Logger}, st, []engine.Operator{&count.Counter{ID: "c", Topic: "counts"}})
+	cfg := engine.Config{Brokers: addrs, AppID: "bench", CommitInterval: o.CommitInterval, DisableIdleAdvance: true, Logger: o.Logger}
+	ops, err := benchOperators(o, cfg.AggregatesTopic())
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(cfg, st, ops)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,10 @@ func cmdBench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Runs, "runs", 3, "runs per mode (medians are reported)")
 	fs.IntVar(&o.Users, "users", 10_000, "distinct users")
 	fs.DurationVar(&o.CommitInterval, "commit-interval", 0, "commit interval (default 100ms)")
-	out := fs.String("out", "bench/RESULTS.md", "markdown file whose EOS section is rewritten")
+	fs.StringVar(&o.Definitions, "definitions", "", "definitions for Cairn's run (default: one counting operator)")
+	out := fs.String("out", "bench/RESULTS.md", "markdown file whose section is rewritten")
+	section := fs.String("section", "eos", "name of the section of --out to rewrite")
+	title := fs.String("title", "Exactly-once path vs transactional passthrough", "title of the section")
 	js := fs.String("json", "bench/eos.json", "machine-readable results")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	if err := fs.Parse(args); err != nil {
@@ -41,7 +44,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("passthrough median %.0f events/s, cairn median %.0f events/s, ratio %.2f\n", r.MedPassthrough, r.MedCairn, r.Ratio)
 	cmd := "processor bench " + strings.Join(args, " ")
-	if err := bench.WriteEOSSection(*out, strings.TrimSpace(cmd), r); err != nil {
+	if err := bench.WriteEOSSection(*out, *section, *title, strings.TrimSpace(cmd), r); err != nil {
 		return err
 	}
 	return bench.WriteJSON(*js, r)

@@ -24,8 +24,8 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
-// event is the wire form of docs/events.md.
-type event struct {
+// Event is the wire form of docs/events.md.
+type Event struct {
 	UserID  string         `json:"user_id"`
 	Event   string         `json:"event"`
 	TS      int64          `json:"ts"`
@@ -53,10 +53,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("creating demo producer: %w", err)
 	}
 	defer cl.Close()
-	g := &gen{rng: rand.New(rand.NewPCG(o.Seed, 7)), users: o.Users, seen: map[int]bool{}}
+	g := NewGenerator(o.Seed, o.Users)
+	g.IDPrefix = fmt.Sprintf("demo-%d", time.Now().UnixMilli())
 	tick := time.NewTicker(time.Duration(float64(time.Second) / o.Rate))
 	defer tick.Stop()
-	var queue []event
+	var queue []Event
 	for {
 		select {
 		case <-ctx.Done():
@@ -64,7 +65,7 @@ func Run(ctx context.Context, o Options) error {
 		case <-tick.C:
 		}
 		if len(queue) == 0 {
-			queue = g.session(time.Now())
+			queue = g.Session()
 		}
 		ev := queue[0]
 		queue = queue[1:]
@@ -78,22 +79,34 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-type gen struct {
+// Generator makes deterministic user sessions: the same seed gives the same
+// sessions. It is not safe for concurrent use.
+type Generator struct {
+	// IDPrefix starts every event id; default "demo".
+	IDPrefix string
+
 	rng   *rand.Rand
 	users int
 	seen  map[int]bool
 	n     int
 }
 
-// session returns the events of one user session: a profile on the user's
-// first session, then a walk down the purchase funnel.
-func (g *gen) session(now time.Time) []event {
+// NewGenerator returns a generator over users users.
+func NewGenerator(seed uint64, users int) *Generator {
+	return &Generator{IDPrefix: "demo", rng: rand.New(rand.NewPCG(seed, 7)), users: max(users, 1), seen: map[int]bool{}}
+}
+
+// Session returns the events of one user session, without timestamps: a
+// profile on the user's first session, then a walk down the purchase
+// funnel (app_open; view_item 80%; add_to_cart 50% of those; purchase 30%
+// of those). Activity is skewed towards low user ids.
+func (g *Generator) Session() []Event {
 	u := int(float64(g.users) * g.rng.Float64() * g.rng.Float64()) // skewed to low ids
 	uid := fmt.Sprintf("u-%d", u)
-	var out []event
+	var out []Event
 	add := func(name string, props map[string]any) {
 		g.n++
-		out = append(out, event{UserID: uid, Event: name, Props: props, EventID: fmt.Sprintf("demo-%d-%d", now.UnixNano(), g.n)})
+		out = append(out, Event{UserID: uid, Event: name, Props: props, EventID: fmt.Sprintf("%s-%d", g.IDPrefix, g.n)})
 	}
 	if !g.seen[u] {
 		g.seen[u] = true
