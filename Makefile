@@ -36,12 +36,15 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## fuzz: a short run of every fuzz target.
+## fuzz: a short run of every fuzz target (FUZZTIME each, default 20s).
+FUZZTIME ?= 20s
+FUZZ_TARGETS := engine:FuzzDecodeEvent state:FuzzDecodeKey operators/defs:FuzzParse \
+	operators/journey:FuzzParseDefinition operators/funnel:FuzzDecodeRow operators/funnel:FuzzParse \
+	operators/funnel:FuzzDecodeUserState operators/segment:FuzzDecodeChunk \
+	operators/segment:FuzzDecodeDictionary operators/segment:FuzzDefinitions
 fuzz:
-	$(GO) test -run=^$$ -fuzz=FuzzDecodeEvent -fuzztime=30s ./engine
-	$(GO) test -run=^$$ -fuzz=FuzzDecodeKey -fuzztime=30s ./state
-	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./operators/defs
-	$(GO) test -run=^$$ -fuzz=FuzzParseDefinition -fuzztime=30s ./operators/journey
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ./$$pkg"; $(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; done
 
 clean:
 	rm -rf bin
