@@ -160,3 +160,51 @@ func feed(t *testing.T, addrs []string, batch, batches int, every time.Duration)
 	}()
 	return func() []kafkatest.Event { wg.Wait(); return all }
 }
+
+// TestZombieAddsNothing freezes one of two instances (SIGSTOP) for longer
+// than its session timeout while events keep arriving, lets the other take
+// its partitions, then thaws it (SIGCONT). The thawed zombie's open
+// transaction must not add anything to the committed output: its
+// TxnOffsetCommit fails on the stale group generation (KIP-447) and it
+// aborts. kfake, unlike Kafka, does not abort a stale producer's open
+// transaction when another member takes over, so this checks Cairn's own
+// fencing.
+func TestZombieAddsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("freezes real processes")
+	}
+	b := kafkatest.Start(t, broker.Options{})
+	addrs := b.Addrs()
+	kafkatest.CreateTopic(t, addrs, "events", 4, nil)
+	defs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(defs, "counter.yaml"), []byte(counterDef), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := func(id string) []string {
+		return []string{"run", "--brokers", addrs[0], "--app-id", "zombie", "--definitions", defs,
+			"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", id,
+			"--commit-interval", "50ms", "--session-timeout", "2s", "--transaction-timeout", "20s", "--log-level", "warn"}
+	}
+	evs := feed(t, addrs, 100, 60, 100*time.Millisecond)
+	zombie := startChild(t, args("z")...)
+	time.Sleep(1500 * time.Millisecond)
+	other := startChild(t, args("o")...)
+	time.Sleep(2 * time.Second)
+	if err := zombie.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second) // > session timeout: the group moves its partitions
+	if err := zombie.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	all := evs()
+	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))
+	time.Sleep(2 * time.Second) // let a late zombie commit show up, if any
+	outs = kafkatest.WaitCounts(t, addrs, "counts", len(all))
+	for _, c := range []*child{zombie, other} {
+		if code := c.term(t); code != 0 {
+			t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
+		}
+	}
+	kafkatest.CheckCounts(t, all, outs)
+}
