@@ -54,6 +54,9 @@ func WriteEOSSection(path, name, title, command string, r *EOSResult) error {
 	defsText := "one counting operator"
 	if r.Options.Definitions != "" {
 		defsText = "definitions in `" + r.Options.Definitions + "`"
+		if strings.Contains(r.Options.Definitions, "cairn-funnels") {
+			defsText = "generated funnels (see the command)"
+		}
 	}
 	fmt.Fprintf(&b, "Workload: %d pre-filled demo events (sessions app_open → view_item → add_to_cart → purchase, profile updates), %d partitions, %d users, %s, commit interval %s, %d runs per mode (modes alternate; medians).\n\n",
 		r.Options.Events, r.Options.Partitions, r.Options.Users, defsText, r.Options.CommitInterval, r.Options.Runs)

@@ -24,6 +24,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	title := fs.String("title", "Exactly-once path vs transactional passthrough", "title of the section")
 	js := fs.String("json", "bench/eos.json", "machine-readable results")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	genFunnels := fs.Int("generate-funnels", 0, "run Cairn with this many generated funnels (instead of --definitions)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -37,6 +38,17 @@ func cmdBench(ctx context.Context, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *genFunnels > 0 {
+		dir, err := os.MkdirTemp("", "cairn-funnels")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := bench.GenerateFunnels(dir, *genFunnels); err != nil {
+			return err
+		}
+		o.Definitions = dir
 	}
 	r, err := bench.RunEOS(ctx, o)
 	if err != nil {
