@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,6 +206,66 @@ func TestZombieAddsNothing(t *testing.T) {
 		if code := c.term(t); code != 0 {
 			t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 		}
+	}
+	kafkatest.CheckCounts(t, all, outs)
+}
+
+// TestBrokerRestartMidStream stops the broker (persisted to a data dir)
+// while the processor is working through a backlog, starts it again on the
+// same port, and checks the outputs are still exactly one per event.
+func TestBrokerRestartMidStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts the broker under a running processor")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	data := t.TempDir()
+	opts := broker.Options{DataDir: data, Port: port}
+	b, err := broker.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := b.Addrs()
+	kafkatest.CreateTopic(t, addrs, "events", 4, nil)
+	defs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(defs, "counter.yaml"), []byte(counterDef), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first := make([]kafkatest.Event, 60000)
+	for i := range first {
+		first[i] = kafkatest.Event{UserID: fmt.Sprintf("u-%d", i%211), Event: "view_item", TS: 1_700_000_000_000 + int64(i), EventID: fmt.Sprintf("a-%d", i)}
+	}
+	kafkatest.ProduceEvents(t, addrs, "events", first)
+	c := startChild(t, "run", "--brokers", addrs[0], "--app-id", "restart", "--definitions", defs,
+		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "r-1",
+		"--commit-interval", "20ms", "--session-timeout", "3s", "--transaction-timeout", "10s", "--log-level", "warn")
+	n := 0
+	for deadline := time.Now().Add(30 * time.Second); n == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		n = len(kafkatest.ReadCommitted(t, addrs, "counts"))
+	}
+	if n == 0 || n >= len(first) {
+		t.Fatalf("%d of %d outputs before the restart: the restart must come mid-stream", n, len(first))
+	}
+	t.Logf("restarting the broker after %d of %d outputs", n, len(first))
+	b.Close()
+	time.Sleep(2 * time.Second)
+	if b, err = broker.Start(opts); err != nil {
+		t.Fatalf("restarting the broker: %v", err)
+	}
+	defer b.Close()
+	second := make([]kafkatest.Event, 2000)
+	for i := range second {
+		second[i] = kafkatest.Event{UserID: fmt.Sprintf("u-%d", i%211), Event: "view_item", TS: 1_700_000_100_000 + int64(i), EventID: fmt.Sprintf("b-%d", i)}
+	}
+	kafkatest.ProduceEvents(t, addrs, "events", second)
+	all := append(first, second...)
+	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))
+	if code := c.term(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 	}
 	kafkatest.CheckCounts(t, all, outs)
 }
