@@ -33,7 +33,10 @@ type EOSOptions struct {
 	// Definitions is a directory of definitions for Cairn's run; empty
 	// means one counting operator (a read, a write and an output per event).
 	Definitions string
-	Logger      *slog.Logger
+	// Only runs one mode ("cairn" or "passthrough"), e.g. for profiling;
+	// empty runs both.
+	Only   string
+	Logger *slog.Logger
 }
 
 func (o *EOSOptions) defaults() {
@@ -77,13 +80,17 @@ func RunEOS(ctx context.Context, o EOSOptions) (*EOSResult, error) {
 	o.defaults()
 	r := &EOSResult{Options: o}
 	for i := 0; i < o.Runs; i++ {
-		pt, err := oneRun(ctx, o, passthrough)
-		if err != nil {
-			return nil, fmt.Errorf("passthrough run %d: %w", i, err)
+		var pt, ca float64
+		var err error
+		if o.Only != "cairn" {
+			if pt, err = oneRun(ctx, o, passthrough); err != nil {
+				return nil, fmt.Errorf("passthrough run %d: %w", i, err)
+			}
 		}
-		ca, err := oneRun(ctx, o, cairn)
-		if err != nil {
-			return nil, fmt.Errorf("cairn run %d: %w", i, err)
+		if o.Only != "passthrough" {
+			if ca, err = oneRun(ctx, o, cairn); err != nil {
+				return nil, fmt.Errorf("cairn run %d: %w", i, err)
+			}
 		}
 		r.Passthrough, r.Cairn = append(r.Passthrough, pt), append(r.Cairn, ca)
 		o.Logger.Warn("bench run", "run", i, "passthrough_eps", int(pt), "cairn_eps", int(ca))

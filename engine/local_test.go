@@ -204,3 +204,25 @@ func TestContextCrossReads(t *testing.T) {
 		t.Fatal("ForUser did not write under the other user")
 	}
 }
+
+func TestFireDueBudgetSpreadsOverdueTimers(t *testing.T) {
+	l, _ := NewLocal(0, probe{})
+	defer l.Close()
+	for i := 0; i < 5; i++ {
+		if _, err := l.Process(Event{UserID: fmt.Sprintf("u%d", i), Name: fmt.Sprintf("set:t:%d", 10*(i+1)), TS: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := l.core
+	last, done, err := c.fireDueBudget(1000, 2)
+	if err != nil || done || last != 120 {
+		t.Fatalf("fireDueBudget = %d, %v, %v; want 120, not done", last, done, err)
+	}
+	last, done, err = c.fireDueBudget(1000, 10)
+	if err != nil || !done || last != 150 {
+		t.Fatalf("fireDueBudget = %d, %v, %v; want 150, done", last, done, err)
+	}
+	if n, _ := c.pendingTimers(); n != 0 {
+		t.Fatalf("%d timers left", n)
+	}
+}

@@ -79,24 +79,37 @@ func (c *partitionCore) nextTimer() (state.Key, []byte, bool, error) {
 // fireDue fires, in due order, every timer due at or before upTo. Timers set
 // by a firing that are themselves due by upTo fire in the same call.
 func (c *partitionCore) fireDue(upTo int64) error {
-	for c.nextDue <= upTo {
+	_, _, err := c.fireDueBudget(upTo, -1)
+	return err
+}
+
+// fireDueBudget is fireDue firing at most budget timers (all if budget < 0).
+// It returns the due time of the last timer fired and whether every timer
+// due by upTo has fired.
+func (c *partitionCore) fireDueBudget(upTo int64, budget int) (last int64, done bool, err error) {
+	last = minDue
+	for fired := 0; c.nextDue <= upTo; fired++ {
+		if budget >= 0 && fired >= budget {
+			return last, false, nil
+		}
 		k, payload, ok, err := c.nextTimer()
 		if err != nil {
-			return err
+			return last, false, err
 		}
 		if !ok {
 			c.nextDue = math.MaxInt64
-			return nil
+			return last, true, nil
 		}
 		c.nextDue = k.Due
 		if k.Due > upTo {
-			return nil
+			return last, true, nil
 		}
 		if err := c.fire(k, payload); err != nil {
-			return err
+			return last, false, err
 		}
+		last = k.Due
 	}
-	return nil
+	return last, true, nil
 }
 
 func (c *partitionCore) fire(k state.Key, payload []byte) error {

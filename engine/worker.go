@@ -129,11 +129,24 @@ func (w *worker) idle(now int64) error {
 		}
 	}
 	if c.nextDue <= now {
-		return c.advance(now)
+		last, done, err := c.fireDueBudget(now, idleFiringBudget)
+		if err != nil || !done {
+			// Overdue timers beyond the budget fire in the next cycles,
+			// each in its own transaction; the clock follows them.
+			return errors.Join(err, c.setClock(last))
+		}
+		return c.setClock(now)
 	}
 	c.clock = now
 	return nil
 }
+
+// idleFiringBudget bounds the timers an idle partition fires in one commit
+// cycle, so that a backlog of overdue timers (after an outage, or a large
+// broadcast re-arming itself at the same due time) is spread over several
+// transactions instead of one that could outlive the transaction timeout.
+// Before an event, every timer due by its time still fires (design §3).
+const idleFiringBudget = 10_000
 
 // produce sends out in the session's open transaction. Records for
 // co-partitioned topics go to this worker's partition.

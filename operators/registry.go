@@ -59,16 +59,20 @@ func Build(docs []defs.Doc, o Options) (*Set, error) {
 	}
 	// Segments run before journeys, so that a journey reading membership
 	// on the same event sees it updated.
+	segmentIDs := []string{} // journeys check their segment references against it
 	if has(docs, "segment") {
 		sg, err := segment.New(docs, segment.Options{AggregatesTopic: o.AggregatesTopic})
 		errs = append(errs, err)
 		if err == nil {
 			s.Segments = sg
 			s.Operators = append(s.Operators, sg)
+			segmentIDs = sg.IDs()
+		} else {
+			segmentIDs = nil // do not pile reference errors on top
 		}
 	}
 	if has(docs, "journey") {
-		j, err := journey.New(docs, journey.Options{AggregatesTopic: o.AggregatesTopic})
+		j, err := journey.New(docs, journey.Options{AggregatesTopic: o.AggregatesTopic, Segments: segmentIDs})
 		errs = append(errs, err)
 		if err == nil {
 			s.Journeys = j

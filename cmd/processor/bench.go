@@ -19,6 +19,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Users, "users", 10_000, "distinct users")
 	fs.DurationVar(&o.CommitInterval, "commit-interval", 0, "commit interval (default 100ms)")
 	fs.StringVar(&o.Definitions, "definitions", "", "definitions for Cairn's run (default: one counting operator)")
+	fs.StringVar(&o.Only, "only", "", "run only cairn or passthrough (for profiling; results are not written)")
 	out := fs.String("out", "bench/RESULTS.md", "markdown file whose section is rewritten")
 	section := fs.String("section", "eos", "name of the section of --out to rewrite")
 	title := fs.String("title", "Exactly-once path vs transactional passthrough", "title of the section")
@@ -55,6 +56,9 @@ func cmdBench(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("passthrough median %.0f events/s, cairn median %.0f events/s, ratio %.2f\n", r.MedPassthrough, r.MedCairn, r.Ratio)
+	if o.Only != "" {
+		return nil
+	}
 	cmd := "processor bench " + strings.Join(args, " ")
 	if err := bench.WriteEOSSection(*out, *section, *title, strings.TrimSpace(cmd), r); err != nil {
 		return err

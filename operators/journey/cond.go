@@ -2,9 +2,11 @@ package journey
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/operators/expr"
+	"github.com/cairn-cjo/cairn/operators/segment"
 )
 
 var errBadCount = errors.New(`want a comparison such as ">= 2", "== 0" or a number`)
@@ -109,6 +111,25 @@ func (c notCond) eval(e *evalEnv) (bool, error) {
 }
 
 func (c notCond) dids(fn func(*didCond)) { c.c.dids(fn) }
+
+// inSegmentCond holds when the user is a member of a segment, as the
+// segment operator's record of the user says (segment.InSegment: one point
+// read). The segment operator runs before journeys on the same event, so
+// the condition sees membership updated by that event.
+type inSegmentCond struct{ segment string }
+
+func (c inSegmentCond) eval(e *evalEnv) (bool, error) {
+	ctx := e.r.ctx
+	ok, err := segment.InSegment(func(sub []byte) ([]byte, error) {
+		return ctx.GetOf(segment.OperatorName, sub)
+	}, c.segment)
+	if err != nil {
+		return false, fmt.Errorf("reading segments of %s: %w", ctx.UserID(), err)
+	}
+	return ok, nil
+}
+
+func (inSegmentCond) dids(func(*didCond)) {}
 
 // didCond counts the user's events named event in a window — since the
 // instance's entry (inclusive) or within the last duration, both up to now —

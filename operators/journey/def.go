@@ -3,8 +3,13 @@ package journey
 import (
 	"gopkg.in/yaml.v3"
 
+	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/operators/expr"
 )
+
+// segmentProp is the property naming the segment of a $segment_enter or
+// $segment_exit event, and of a broadcast's synthetic entry event.
+const segmentProp = "segment"
 
 // status is the lifecycle status of one journey version.
 type status string
@@ -54,7 +59,12 @@ type journeyDef struct {
 	status  status
 	file    string
 
+	// Exactly one entry form is set: entryEvent alone (an event),
+	// entryEvent with entrySegment (the $segment_enter or $segment_exit of
+	// that segment), or schedule (a broadcast; entryEvent is "").
 	entryEvent   string
+	entrySegment string
+	schedule     *scheduleSpec
 	entryWhen    cond
 	reentry      reentry
 	reentryAfter int64 // ms, for reentryDuration
@@ -66,6 +76,15 @@ type journeyDef struct {
 	start string
 	nodes map[string]*node
 	order []string // node ids in definition order
+}
+
+// entryMatches reports whether ev is an entry event of j. A scheduled
+// journey has none: its members enter through a broadcast (broadcast.go).
+func (j *journeyDef) entryMatches(ev *engine.Event) bool {
+	if j.schedule != nil || ev.Name != j.entryEvent {
+		return false
+	}
+	return j.entrySegment == "" || ev.Props[segmentProp] == j.entrySegment
 }
 
 // eventMatch matches an event by name and an optional condition.

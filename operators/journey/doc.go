@@ -13,13 +13,15 @@
 //
 //	operator.go     Operator, New, indexes, the engine.Operator methods
 //	def.go          compiled definitions (immutable, shared by partitions)
-//	parse*.go       YAML decoding of journeys, conditions and policies
+//	parse*.go       YAML decoding of journeys, entries, conditions and policies
 //	validate.go     graph checks: unknown node, cycle, unreachable node
 //	records.go      state layout: per-user records, timer payloads
 //	run.go          one call: record cache, goal, exit_on, waits, entry
 //	instance.go     entering, stepping through nodes, exiting, timers
 //	action.go       the Action record, sending through the policies
-//	cond.go         condition evaluation
+//	cond.go         condition evaluation, in_segment included
+//	schedule.go     cron schedules of broadcasts (robfig/cron) in event time
+//	broadcast.go    scheduled broadcasts: arming, slices, cursor
 //	history.go      the bounded did-history
 //	policy.go       frequency caps and quiet hours
 //	stats.go        per-partition counters, Stats and SumStats
@@ -34,9 +36,17 @@
 //	c               frequency-cap history, bounded (policy.go)
 //
 // Partition-wide state: s/<journey id>/<version> holds that version's
-// counters on this partition.
+// counters on this partition; b/<journey id> the progress of a scheduled
+// journey's broadcasts (next tick, or the running pass and its cursor); a
+// the fingerprint of the schedules armed on the partition.
 //
 // Timers: one per (user, journey), id "j/<journey id>", whose payload names
 // the instance (version, entry seq, node) it was set for; a timer that no
-// longer matches the instance is stale and ignored.
+// longer matches the instance is stale and ignored. One per partition
+// (user "") and scheduled journey, id "b/<journey id>": the broadcast.
+//
+// Segments: the operator reads the segment operator's state (package
+// segment) and never writes it: a user's record for {in_segment} and
+// $segment_enter/$segment_exit entries, the partition's bitmaps for
+// broadcasts. It must be registered after the segment operator.
 package journey

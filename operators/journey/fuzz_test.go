@@ -31,6 +31,9 @@ func FuzzParseDefinition(f *testing.F) {
 	}
 	f.Add([]byte("kind: journey\nid: j\nentry: {event: go}\nnodes:\n  a: {wait: {until: \"09:00\"}}\n"))
 	f.Add([]byte("kind: journey\nnodes: [1, 2]\nentry: [x]\nexit_on: {event: 3}\n"))
+	f.Add([]byte(dailyGold))
+	f.Add([]byte("kind: journey\nid: j\nentry: {segment: {exit: gold}, when: {not: {in_segment: vip}}}\nnodes:\n  a: {exit: true}\n"))
+	f.Add([]byte("kind: journey\nid: j\nentry: {schedule: {cron: '@every 1h', timezone: 3, segment: [x]}}\nnodes: {a: {exit: true}}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		docs, _ := defs.Parse("fuzz.yaml", b)
 		op, err := New(docs, Options{})
@@ -42,6 +45,11 @@ func FuzzParseDefinition(f *testing.F) {
 				if _, ok := j.nodes[j.start]; !ok {
 					t.Fatalf("accepted journey %s has no start node", id)
 				}
+			}
+		}
+		for _, id := range op.scheduled {
+			if op.scheduledDef(id) == nil {
+				t.Fatalf("journey %s is listed as scheduled without a schedule", id)
 			}
 		}
 		_ = op.Events()

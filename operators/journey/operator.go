@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,11 +29,18 @@ type Operator struct {
 	journeys map[string]*journeySet
 	ids      []string            // sorted journey ids
 	byEvent  map[string][]string // event name -> sorted ids of journeys it can affect
-	hist     map[string]*histSpec
-	stopped  []string // sorted ids of journeys with a stopped version
-	events   []string // sorted; nil when stopped is not empty (every event)
-	topics   []string
-	policy   policySet
+	// bySegment: segmentKey(event, segment) -> sorted ids of journeys that
+	// enter on that segment's $segment_enter or $segment_exit, so that a
+	// membership change costs a record read only in the journeys of its
+	// segment.
+	bySegment map[string][]string
+	hist      map[string]*histSpec
+	stopped   []string // sorted ids of journeys with a stopped version
+	scheduled []string // sorted ids of journeys whose current version is a broadcast
+	schedFP   string   // fingerprint of the scheduled journeys and their schedules
+	events    []string // sorted; nil when stopped or scheduled is not empty (every event)
+	topics    []string
+	policy    policySet
 
 	locs  sync.Map     // tz name -> *time.Location; a cache of pure lookups
 	nlocs atomic.Int32 // entries in locs, bounded by maxCachedZones
@@ -67,12 +75,19 @@ func New(docs []defs.Doc, opts Options) (*Operator, error) {
 		return nil, err
 	}
 	o := &Operator{opts: opts, journeys: map[string]*journeySet{}}
+	var known map[string]bool
+	if opts.Segments != nil {
+		known = make(map[string]bool, len(opts.Segments))
+		for _, id := range opts.Segments {
+			known[id] = true
+		}
+	}
 	var errs []error
 	for i := range docs {
 		d := &docs[i]
 		switch d.Kind {
 		case "journey":
-			j, es := parseJourney(d)
+			j, es := parseJourney(d, known)
 			errs = append(errs, es...)
 			if len(es) == 0 {
 				errs = append(errs, o.add(d, j)...)
@@ -106,6 +121,7 @@ func (o *Operator) add(d *defs.Doc, j *journeyDef) []error {
 // the journeys that mention its name.
 func (o *Operator) index() {
 	o.byEvent = map[string][]string{}
+	o.bySegment = map[string][]string{}
 	o.hist = map[string]*histSpec{}
 	channels := map[string]bool{}
 	for id, s := range o.journeys {
@@ -122,14 +138,17 @@ func (o *Operator) index() {
 	}
 	sort.Strings(o.ids)
 	o.stopped = sortedUnique(o.stopped)
-	for name, ids := range o.byEvent {
-		o.byEvent[name] = sortedUnique(ids)
+	for _, m := range []map[string][]string{o.byEvent, o.bySegment} {
+		for k, ids := range m {
+			m[k] = sortedUnique(ids)
+		}
 	}
 	for _, h := range o.hist {
 		h.since = sortedUnique(h.since)
 	}
-	if len(o.stopped) == 0 {
-		o.events = sortedKeys(o.byEvent, o.hist)
+	o.indexSchedules()
+	if len(o.stopped) == 0 && len(o.scheduled) == 0 {
+		o.events = sortedUnique(append(sortedKeys(o.byEvent, o.hist), segmentEventNames(o.bySegment)...))
 	}
 	for ch := range channels {
 		o.topics = append(o.topics, o.opts.ActionTopicPrefix+ch)
@@ -140,7 +159,13 @@ func (o *Operator) index() {
 func (o *Operator) indexDef(j *journeyDef, channels map[string]bool) {
 	mention := func(name string) { o.byEvent[name] = append(o.byEvent[name], j.id) }
 	conds := []cond{j.entryWhen}
-	mention(j.entryEvent)
+	switch {
+	case j.entrySegment != "":
+		k := segmentKey(j.entryEvent, j.entrySegment)
+		o.bySegment[k] = append(o.bySegment[k], j.id)
+	case j.entryEvent != "":
+		mention(j.entryEvent)
+	}
 	for _, m := range j.exitOn {
 		mention(m.event)
 		conds = append(conds, m.where)
@@ -188,7 +213,9 @@ func (o *Operator) Name() string { return OperatorName }
 // Events returns the sorted event names some journey mentions (entry,
 // exit_on, goal, for_event) or a did condition counts. While a version is
 // stopped it returns nil, so that every event reaches the operator and the
-// stopped instances exit on their user's next event.
+// stopped instances exit on their user's next event; and while a journey is
+// a scheduled broadcast, so that a partition's first event arms its
+// broadcast timer (broadcast.go).
 func (o *Operator) Events() []string { return slices.Clone(o.events) }
 
 // OutputTopics returns the action topic of every channel an action uses and
@@ -198,13 +225,16 @@ func (o *Operator) OutputTopics() []string { return slices.Clone(o.topics) }
 // OnEvent records ev in the did-history if a condition counts its name, then
 // runs every journey that mentions it, in journey id order.
 func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
+	if err := o.armSchedules(ctx); err != nil {
+		return fmt.Errorf("arming broadcasts: %w", err)
+	}
+	ids := o.journeysFor(ev)
+	if len(ids) == 0 && o.hist[ev.Name] == nil {
+		return nil
+	}
 	r := newRun(o, ctx, ev, ev.Cause())
 	if err := r.recordHistory(ev); err != nil {
 		return err
-	}
-	ids := o.byEvent[ev.Name]
-	if len(o.stopped) > 0 {
-		ids = sortedUnique(append(slices.Clone(ids), o.stopped...))
 	}
 	for _, id := range ids {
 		if err := r.onEvent(id); err != nil {
@@ -214,10 +244,32 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	return r.flush()
 }
 
+// journeysFor returns the sorted ids of the journeys ev can affect.
+func (o *Operator) journeysFor(ev *engine.Event) []string {
+	ids := o.byEvent[ev.Name]
+	if seg, ok := ev.Props[segmentProp].(string); ok && len(o.bySegment) > 0 {
+		if more := o.bySegment[segmentKey(ev.Name, seg)]; len(more) > 0 {
+			ids = sortedUnique(append(slices.Clone(ids), more...))
+		}
+	}
+	if len(o.stopped) > 0 {
+		ids = sortedUnique(append(slices.Clone(ids), o.stopped...))
+	}
+	return ids
+}
+
 // OnTimer resumes the instance the timer was set for: a wait that ended, a
 // wait that timed out, an action deferred by quiet hours or the end of a
-// holdout. A stale timer (its instance moved on or exited) is ignored.
+// holdout. A stale timer (its instance moved on or exited) is ignored. A
+// partition's broadcast timer (id "b/<journey>") runs one slice of a
+// scheduled broadcast instead.
 func (o *Operator) OnTimer(ctx *engine.Context, t *engine.Timer) error {
+	if id, ok := strings.CutPrefix(t.ID, broadcastPrefix); ok {
+		if err := o.onBroadcast(ctx, id, t); err != nil {
+			return fmt.Errorf("broadcasting journey %s: %w", id, err)
+		}
+		return nil
+	}
 	var pl timerPayload
 	if err := decode(t.Payload, &pl); err != nil {
 		return fmt.Errorf("reading timer %s: %w", t.ID, err)
@@ -254,6 +306,19 @@ func (o *Operator) location(name string) *time.Location {
 		o.locs.Store(name, l)
 	}
 	return l
+}
+
+// segmentKey keys bySegment: an internal segment event name and a segment.
+func segmentKey(event, segment string) string { return event + "\x00" + segment }
+
+// segmentEventNames returns the event names of bySegment's keys.
+func segmentEventNames(m map[string][]string) []string {
+	out := make([]string, 0, 2)
+	for k := range m {
+		name, _, _ := strings.Cut(k, "\x00")
+		out = append(out, name)
+	}
+	return sortedUnique(out)
 }
 
 func sortedUnique(s []string) []string {

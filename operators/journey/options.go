@@ -19,6 +19,16 @@ type Options struct {
 	// the most recent MaxHistory events are kept, so counts saturate there.
 	// Default 128.
 	MaxHistory int
+	// Segments, if not nil, is the complete list of segment ids that
+	// journeys may name (segment.Operator.IDs()): New rejects a reference
+	// to any other id, naming its file and line. A nil list means "do not
+	// check" (only the id's syntax is); pass an empty, non-nil list when
+	// no segment is defined.
+	Segments []string
+	// BroadcastSlice bounds the members one firing of a scheduled
+	// broadcast enters (docs/journeys.md, "Scheduled broadcasts"). It
+	// bounds the work and the writes of one timer firing. Default 1000.
+	BroadcastSlice int
 }
 
 // EnsureDefaults sets every zero field to its default.
@@ -35,12 +45,18 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxHistory == 0 {
 		o.MaxHistory = 128
 	}
+	if o.BroadcastSlice == 0 {
+		o.BroadcastSlice = 1000
+	}
 }
 
 // Validate reports an option that cannot work.
 func (o *Options) Validate() error {
 	if o.MaxHistory < 1 {
 		return fmt.Errorf("journey options: max history %d: must be at least 1", o.MaxHistory)
+	}
+	if o.BroadcastSlice < 1 {
+		return fmt.Errorf("journey options: broadcast slice %d: must be at least 1", o.BroadcastSlice)
 	}
 	return nil
 }

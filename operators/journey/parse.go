@@ -15,8 +15,9 @@ var idPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
 // parser decodes one document, collecting every problem instead of stopping
 // at the first, so that a user fixes a file in one round.
 type parser struct {
-	doc  *defs.Doc
-	errs []error
+	doc      *defs.Doc
+	segments map[string]bool // known segment ids; nil: any well-formed id
+	errs     []error
 }
 
 func (p *parser) errf(n *yaml.Node, field, format string, args ...any) {

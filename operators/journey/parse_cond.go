@@ -10,7 +10,7 @@ import (
 )
 
 // cond decodes a condition: an expression string, or one of the structured
-// forms {did}, {all}, {any}, {not}. On error it records the problem and
+// forms {did}, {all}, {any}, {not}, {in_segment}. On error it records the problem and
 // returns a condition that is always false, so that parsing goes on.
 func (p *parser) cond(n *yaml.Node, field string) cond {
 	switch n.Kind {
@@ -24,20 +24,14 @@ func (p *parser) cond(n *yaml.Node, field string) cond {
 	case yaml.MappingNode:
 		return p.structured(n, field)
 	}
-	p.errf(n, field, "want an expression or one of {did}, {all}, {any}, {not}")
+	p.errf(n, field, "want an expression or one of {did}, {all}, {any}, {not}, {in_segment}")
 	return falseCond{}
 }
 
 func (p *parser) structured(n *yaml.Node, field string) cond {
-	f := p.mapping(n, field, "did", "since", "within", "where", "count", "all", "any", "not")
-	forms := 0
-	for _, k := range []string{"did", "all", "any", "not"} {
-		if f[k] != nil {
-			forms++
-		}
-	}
-	if forms != 1 {
-		p.errf(n, field, "want exactly one of did, all, any or not")
+	f := p.mapping(n, field, "did", "since", "within", "where", "count", "all", "any", "not", "in_segment")
+	if countSet(f, "did", "all", "any", "not", "in_segment") != 1 {
+		p.errf(n, field, "want exactly one of did, all, any, not or in_segment")
 		return falseCond{}
 	}
 	if f["did"] == nil {
@@ -50,6 +44,8 @@ func (p *parser) structured(n *yaml.Node, field string) cond {
 	switch {
 	case f["did"] != nil:
 		return p.did(f, field)
+	case f["in_segment"] != nil:
+		return inSegmentCond{p.segmentRef(f["in_segment"], join(field, "in_segment"))}
 	case f["not"] != nil:
 		return notCond{p.cond(f["not"], join(field, "not"))}
 	case f["all"] != nil:

@@ -12,10 +12,11 @@ import (
 var journeyFields = []string{"kind", "id", "version", "status", "description",
 	"entry", "holdout", "exit_on", "goal", "start", "nodes"}
 
-// parseJourney decodes and validates one journey document. It returns the
-// definition (possibly partial) and every problem found.
-func parseJourney(doc *defs.Doc) (*journeyDef, []error) {
-	p := &parser{doc: doc}
+// parseJourney decodes and validates one journey document. segments is
+// the set of known segment ids, nil to accept any well-formed id. It
+// returns the definition (possibly partial) and every problem found.
+func parseJourney(doc *defs.Doc, segments map[string]bool) (*journeyDef, []error) {
+	p := &parser{doc: doc, segments: segments}
 	f := p.mapping(doc.Node, "", journeyFields...)
 	j := &journeyDef{file: doc.File, nodes: map[string]*node{}, version: 1, status: statusActive}
 	j.id = p.id(f["id"], "id")
@@ -51,31 +52,6 @@ func parseJourney(doc *defs.Doc) (*journeyDef, []error) {
 	}
 	p.graph(j, f)
 	return j, p.errs
-}
-
-func (p *parser) entry(j *journeyDef, n *yaml.Node) {
-	if n == nil {
-		p.errf(nil, "entry", "missing")
-		return
-	}
-	f := p.mapping(n, "entry", "event", "when", "reentry")
-	j.entryEvent = p.str(f["event"], "entry.event", true)
-	if f["when"] != nil {
-		j.entryWhen = p.cond(f["when"], "entry.when")
-	}
-	r := f["reentry"]
-	switch s := p.str(r, "entry.reentry", false); s {
-	case "", "never":
-		j.reentry = reentryNever
-	case "after_exit":
-		j.reentry = reentryAfterExit
-	default:
-		ms, err := parseDuration(s)
-		if err != nil {
-			p.errf(r, "entry.reentry", "want never, after_exit or a duration, got %q", s)
-		}
-		j.reentry, j.reentryAfter = reentryDuration, ms
-	}
 }
 
 // eventMatch decodes "name" or {event: name, where: cond, extra...}; the

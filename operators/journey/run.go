@@ -59,6 +59,14 @@ func (r *run) touch(id string) { r.recs[id].dirty = true }
 
 // flush writes the changed records, cap state and counters, in key order.
 func (r *run) flush() error {
+	if err := r.flushUser(); err != nil {
+		return err
+	}
+	return r.flushStats()
+}
+
+// flushUser writes the user's changed records and cap state, in key order.
+func (r *run) flushUser() error {
 	ids := make([]string, 0, len(r.recs))
 	for id, s := range r.recs {
 		if s.dirty {
@@ -75,10 +83,7 @@ func (r *run) flush() error {
 			return err
 		}
 	}
-	if err := r.flushCaps(); err != nil {
-		return err
-	}
-	return r.flushStats()
+	return r.flushCaps()
 }
 
 // onEvent runs journey id for the current event: exits of stopped or
@@ -201,11 +206,16 @@ func (r *run) checkWaitEvent(id string, rec *userRec, def *journeyDef) error {
 // event is its entry event, reentry allows it and when holds.
 func (r *run) tryEnter(id string, rec *userRec) error {
 	set := r.o.journeys[id]
-	if set == nil {
+	if set == nil || set.current == nil || !set.current.entryMatches(r.event) {
 		return nil
 	}
-	def := set.current
-	if def == nil || r.event.Name != def.entryEvent || !r.reentryAllowed(def, rec) {
+	return r.admit(id, rec, set.current)
+}
+
+// admit enters the user, who is not in journey id, in def if reentry
+// allows it and the entry condition holds for the current event.
+func (r *run) admit(id string, rec *userRec, def *journeyDef) error {
+	if !r.reentryAllowed(def, rec) {
 		return nil
 	}
 	r.cur = statKey{id, def.version}

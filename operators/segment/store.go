@@ -265,7 +265,7 @@ func nextDense(get GetFunc) (uint32, error) {
 
 // InSegment answers the condition {in_segment: X} for one user, from the
 // user's own segment record: getUser must read the segment operator's
-// per-user keys of that user on the user's partition (for example a future
+// per-user keys of that user on the user's partition (for example
 // engine.Context.GetOf(OperatorName, sub), or engine.Local.ScanUser in
 // tests). Cost: one point read of a small msgpack value, no chunk decoding;
 // prefer it to IsMember inside operators. It sees the membership as of the
@@ -278,6 +278,12 @@ func InSegment(getUser GetFunc, segment string) (bool, error) {
 	}
 	return has(ids, segment), nil
 }
+
+// ValidID reports whether id is a well-formed segment id (1–64 characters
+// of A-Z a-z 0-9 _ . -, starting with a letter or digit). Other operators
+// check their references to segments with it when the defined ids are not
+// known; it says nothing about whether the segment exists.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
 
 // UserSegments returns the sorted ids of the segments the user is in, read
 // as InSegment does. The slice is the caller's.
