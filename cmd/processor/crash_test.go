@@ -115,7 +115,7 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	args := []string{"run", "--brokers", addrs[0], "--app-id", "crash", "--definitions", defs,
 		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "crash-1",
-		"--commit-interval", "50ms", "--session-timeout", "2s", "--transaction-timeout", "10s", "--log-level", "warn"}
+		"--commit-interval", "50ms", "--session-timeout", "3s", "--transaction-timeout", "10s", "--log-level", "info"}
 
 	evs := feed(t, addrs, 100, 40, 150*time.Millisecond)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))

@@ -45,11 +45,11 @@ func CheckCounts(t testing.TB, evs []Event, outs []count.Record) {
 	}
 }
 
-// WaitCounts waits up to 90s until topic holds want committed counter
+// WaitCounts waits up to 180s until topic holds want committed counter
 // records and returns them decoded.
 func WaitCounts(t testing.TB, addrs []string, topic string, want int) []count.Record {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(180 * time.Second)
 	for {
 		rs := ReadCommitted(t, addrs, topic)
 		if len(rs) >= want || time.Now().After(deadline) {
