@@ -4,7 +4,7 @@ BIN       := bin/processor
 PKGS      := ./...
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build run test test-short bench chaos lint fuzz clean
+.PHONY: all build run test test-short bench chaos lint fuzz clean tools
 
 all: build
 
@@ -14,6 +14,11 @@ build:
 ## run: embedded broker + processor + example definitions + demo events.
 run: build
 	./$(BIN) dev --definitions examples
+
+## tools: optional test tools (promtool, for the deploy alert rules).
+tools:
+	@command -v promtool >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null); }
 
 ## test: the whole suite, against the embedded broker (kfake) over the real protocol.
 test:
