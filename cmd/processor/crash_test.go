@@ -58,6 +58,10 @@ func startChild(t *testing.T, args ...string) *child {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if cmd.ProcessState == nil { // still running: a test that failed early must not leak it
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			if len(b) > 4000 {
