@@ -131,10 +131,13 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	all := evs()
 	c := startChild(t, args...)
+	start := time.Now()
 	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))
+	converged := time.Since(start)
 	if code := c.term(t); code != 0 {
 		t.Errorf("processor exited %d after SIGTERM, want 0 (log %s)", code, c.log.Name())
 	}
+	kafkatest.ReportChaos(t, "SIGKILL at random moments", cycles, kafkatest.TallyCounts(all, outs), converged)
 	kafkatest.CheckCounts(t, all, outs)
 	t.Logf("%d kills, %d events, %d outputs, exact", cycles, len(all), len(outs))
 }
@@ -211,6 +214,7 @@ func TestZombieAddsNothing(t *testing.T) {
 			t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 		}
 	}
+	kafkatest.ReportChaos(t, "zombie (SIGSTOP past the session timeout, SIGCONT)", 1, kafkatest.TallyCounts(all, outs), 0)
 	kafkatest.CheckCounts(t, all, outs)
 }
 
@@ -271,5 +275,6 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if code := c.term(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 	}
+	kafkatest.ReportChaos(t, "broker restart mid-backlog", 1, kafkatest.TallyCounts(all, outs), 0)
 	kafkatest.CheckCounts(t, all, outs)
 }

@@ -8,41 +8,62 @@ import (
 	"github.com/cairn-cjo/cairn/operators/count"
 )
 
-// CheckCounts asserts that the counter outputs hold, for every user, exactly one
-// record per input event, numbered 1..k in the user's event order.
-func CheckCounts(t testing.TB, evs []Event, outs []count.Record) {
-	t.Helper()
+// Tally is the comparison of counter outputs with the events that caused
+// them.
+type Tally struct {
+	Events, Outputs int
+	Lost            int // events without their output
+	Duplicated      int // outputs whose (user, n) appeared before
+	OutOfOrder      int // outputs numbered n whose cause is not the user's n-th event
+}
+
+// Exact reports whether every event has exactly one output, in order.
+func (c Tally) Exact() bool {
+	return c.Lost == 0 && c.Duplicated == 0 && c.OutOfOrder == 0 && c.Outputs == c.Events
+}
+
+// TallyCounts compares counter outputs with evs: for every user there must
+// be exactly one record per input event, numbered 1..k in the user's event
+// order.
+func TallyCounts(evs []Event, outs []count.Record) Tally {
 	want := map[string][]string{}
 	for _, ev := range evs {
 		want[ev.UserID] = append(want[ev.UserID], ev.EventID)
 	}
+	c := Tally{Events: len(evs), Outputs: len(outs)}
 	got := map[string]map[uint64]string{}
-	dups := 0
 	for _, o := range outs {
 		if got[o.UserID] == nil {
 			got[o.UserID] = map[uint64]string{}
 		}
 		if _, ok := got[o.UserID][o.N]; ok {
-			dups++
+			c.Duplicated++
 		}
 		got[o.UserID][o.N] = o.Cause
 	}
-	lost := 0
 	for u, ids := range want {
 		for i, id := range ids {
-			c, ok := got[u][uint64(i+1)]
-			if !ok {
-				lost++
-				continue
-			}
-			if c != id {
-				t.Errorf("user %s count %d: caused by %s, want %s", u, i+1, c, id)
+			cause, ok := got[u][uint64(i+1)]
+			switch {
+			case !ok:
+				c.Lost++
+			case cause != id:
+				c.OutOfOrder++
 			}
 		}
 	}
-	if dups > 0 || lost > 0 || len(outs) != len(evs) {
-		t.Fatalf("exactly-once violated: %d outputs for %d events, %d duplicated, %d lost", len(outs), len(evs), dups, lost)
+	return c
+}
+
+// CheckCounts fails the test unless TallyCounts finds the outputs exact.
+func CheckCounts(t testing.TB, evs []Event, outs []count.Record) Tally {
+	t.Helper()
+	c := TallyCounts(evs, outs)
+	if !c.Exact() {
+		t.Fatalf("exactly-once violated: %d outputs for %d events, %d duplicated, %d lost, %d out of order",
+			c.Outputs, c.Events, c.Duplicated, c.Lost, c.OutOfOrder)
 	}
+	return c
 }
 
 // WaitCounts waits up to 180s until topic holds want committed counter
