@@ -121,9 +121,11 @@ func TestCrashConsistency(t *testing.T) {
 		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "crash-1",
 		"--commit-interval", "50ms", "--session-timeout", "3s", "--transaction-timeout", "10s", "--log-level", "info"}
 
-	evs := feed(t, addrs, 100, 40, 150*time.Millisecond)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	cycles := crashCycles()
+	evs := feed(t, addrs, 100, max(40, 6*cycles), 150*time.Millisecond) // events keep coming while kills go on
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
 	for i := 0; i < cycles; i++ {
 		c := startChild(t, args...)
 		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)

@@ -19,7 +19,7 @@ func ReportChaos(t testing.TB, scenario string, cycles int, c Tally, recovery ti
 		return
 	}
 	bound := "—"
-	if cycles > 0 && c.Exact() {
+	if cycles >= 3 && c.Exact() {
 		bound = fmt.Sprintf("%.1f%%", 300/float64(cycles)) // rule of three: 0 failures in N trials
 	}
 	row := fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s |\n",
