@@ -29,7 +29,7 @@ func ReportChaos(t testing.TB, scenario string, cycles int, c Tally, recovery ti
 	if _, err := os.Stat(path); os.IsNotExist(err) {
 		header = "# Fault campaign results\n\nWritten by `make chaos`; each row is one scenario run. " +
 			"The last column is the 95% upper bound on the per-cycle failure rate when no cycle failed (≈ 3/N).\n\n" +
-			"| when (UTC) | scenario | cycles | events | outputs | lost | duplicated | out of order | time to converge | 95% bound |\n" +
+			"| when (UTC) | scenario | cycles | events | outputs | lost | duplicated | out of order | final run to all outputs | 95% bound |\n" +
 			"|" + strings.Repeat("---|", 10) + "\n"
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
