@@ -40,6 +40,22 @@ func TestMain(m *testing.M) {
 
 const counterDef = "kind: counter\nid: c\ntopic: counts\n"
 
+// counterSetup starts a broker with a 4-partition events topic and writes
+// the counter definition; it returns the broker's addresses and the
+// definitions directory.
+func counterSetup(t *testing.T) ([]string, string) {
+	t.Helper()
+	b := kafkatest.Start(t, broker.Options{})
+	kafkatest.CreateTopic(t, b.Addrs(), "events", 4, nil)
+	return b.Addrs(), writeCounterDef(t)
+}
+
+func writeCounterDef(t *testing.T) string {
+	t.Helper()
+	defs := writeCounterDef(t)
+	return defs
+}
+
 // child is a processor run as a real child process.
 type child struct {
 	cmd *exec.Cmd
@@ -110,13 +126,7 @@ func TestCrashConsistency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real processes for about a minute")
 	}
-	b := kafkatest.Start(t, broker.Options{})
-	addrs := b.Addrs()
-	kafkatest.CreateTopic(t, addrs, "events", 4, nil)
-	defs := t.TempDir()
-	if err := os.WriteFile(filepath.Join(defs, "counter.yaml"), []byte(counterDef), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	addrs, defs := counterSetup(t)
 	args := []string{"run", "--brokers", addrs[0], "--app-id", "crash", "--definitions", defs,
 		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "crash-1",
 		"--commit-interval", "50ms", "--session-timeout", "3s", "--transaction-timeout", "10s", "--log-level", "info"}
@@ -183,13 +193,7 @@ func TestZombieAddsNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("freezes real processes")
 	}
-	b := kafkatest.Start(t, broker.Options{})
-	addrs := b.Addrs()
-	kafkatest.CreateTopic(t, addrs, "events", 4, nil)
-	defs := t.TempDir()
-	if err := os.WriteFile(filepath.Join(defs, "counter.yaml"), []byte(counterDef), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	addrs, defs := counterSetup(t)
 	args := func(id string) []string {
 		return []string{"run", "--brokers", addrs[0], "--app-id", "zombie", "--definitions", defs,
 			"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", id,
@@ -241,10 +245,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	}
 	addrs := b.Addrs()
 	kafkatest.CreateTopic(t, addrs, "events", 4, nil)
-	defs := t.TempDir()
-	if err := os.WriteFile(filepath.Join(defs, "counter.yaml"), []byte(counterDef), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	defs := writeCounterDef(t)
 	first := make([]kafkatest.Event, 60000)
 	for i := range first {
 		first[i] = kafkatest.Event{UserID: fmt.Sprintf("u-%d", i%211), Event: "view_item", TS: 1_700_000_000_000 + int64(i), EventID: fmt.Sprintf("a-%d", i)}
