@@ -50,9 +50,13 @@ func counterSetup(t *testing.T) ([]string, string) {
 	return b.Addrs(), writeCounterDef(t)
 }
 
+// writeCounterDef writes the counter definition to a new directory.
 func writeCounterDef(t *testing.T) string {
 	t.Helper()
-	defs := writeCounterDef(t)
+	defs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(defs, "counter.yaml"), []byte(counterDef), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return defs
 }
 
