@@ -53,3 +53,42 @@ func (d *Definition) bucketOf(ts int64) (label string, end int64) {
 	}
 	return label, next.UnixMilli() + bucketMargin
 }
+
+// bucketCache memoizes bucketOf, a pure function of (time zone, bucket
+// size, ts): the attempts an event may deepen are recomputed on every
+// event, for every funnel, and most funnels share a few zones. The zero
+// value is ready; a nil cache computes every time.
+type bucketCache struct {
+	m map[bucketKey]bucketVal
+}
+
+type bucketKey struct {
+	loc  *time.Location // New shares one Location per zone name
+	hour bool
+	ts   int64
+}
+
+type bucketVal struct {
+	label string
+	end   int64
+}
+
+// maxBucketCache bounds the entries of a bucketCache; it starts over when
+// full.
+const maxBucketCache = 4096
+
+func (c *bucketCache) of(d *Definition, ts int64) (string, int64) {
+	if c == nil {
+		return d.bucketOf(ts)
+	}
+	k := bucketKey{loc: d.loc, hour: d.Bucket == BucketHour, ts: ts}
+	if v, ok := c.m[k]; ok {
+		return v.label, v.end
+	}
+	if c.m == nil || len(c.m) >= maxBucketCache {
+		c.m = make(map[bucketKey]bucketVal, 256)
+	}
+	label, end := d.bucketOf(ts)
+	c.m[k] = bucketVal{label, end}
+	return label, end
+}

@@ -25,7 +25,7 @@ func (st *userState) EncodeMsgpack(enc *msgpack.Encoder) error {
 	for _, e := range st.Events {
 		w.arrayLen(4)
 		w.int(e.TS)
-		w.int(e.Off)
+		w.int(0) // Off, no longer kept
 		w.int(int64(e.Steps))
 		w.string(e.Group)
 	}
@@ -73,7 +73,8 @@ func (st *userState) DecodeMsgpack(dec *msgpack.Decoder) error {
 	st.Events = make([]stepEvent, 0, min(n, 256))
 	for i := 0; i < n && r.err == nil; i++ {
 		r.expectLen(4)
-		e := stepEvent{TS: r.int(), Off: r.int()}
+		e := stepEvent{TS: r.int()}
+		_ = r.int() // Off: the order of Events is enough
 		steps := r.int()
 		if steps <= 0 || steps >= 1<<MaxSteps {
 			r.fail("step mask %d", steps)

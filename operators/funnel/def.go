@@ -50,6 +50,7 @@ type Definition struct {
 	groupProg  *vm.Program
 	usesProf   bool // some expression mentions profile: load it
 	stepsNamed map[string]uint32
+	groupIdx   int // index of group_by among the operator's distinct expressions
 }
 
 // Step is one step of a funnel: an event name and an optional condition.
@@ -57,7 +58,8 @@ type Step struct {
 	Event string
 	When  string // expression source, "" for always
 
-	cond *cexpr.Program
+	cond    *cexpr.Program
+	exprIdx int // index of When among the operator's distinct expressions
 }
 
 // StepNames returns the event names of the steps, in order.

@@ -10,21 +10,20 @@
 package funnel
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/expr-lang/expr"
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/operators/defs"
 	cexpr "github.com/cairn-cjo/cairn/operators/expr"
-	"github.com/cairn-cjo/cairn/state"
 )
 
 // OperatorName is the operator's state namespace.
@@ -57,6 +56,8 @@ type Operator struct {
 	byID    map[string]*Definition
 	events  []string // sorted keys of byEvent
 
+	nExprs int // distinct conditions and group_by expressions
+
 	late       atomic.Int64
 	evalErrors atomic.Int64
 }
@@ -74,8 +75,31 @@ func New(docs []defs.Doc, opts Options) (*Operator, error) {
 	opts.EnsureDefaults()
 	o := &Operator{opts: opts, funnels: fs, byEvent: map[string][]*Definition{}, events: []string{},
 		byID: map[string]*Definition{}}
+	exprs := map[string]int{} // "w:"/"g:" + source -> index
+	index := func(key string) int {
+		i, ok := exprs[key]
+		if !ok {
+			i = len(exprs)
+			exprs[key] = i
+		}
+		return i
+	}
+	locs := map[string]*time.Location{} // one per zone, for bucketCache
 	for _, f := range fs {
 		o.byID[f.ID] = f
+		if l, ok := locs[f.Timezone]; ok {
+			f.loc = l
+		} else {
+			locs[f.Timezone] = f.loc
+		}
+		if f.groupProg != nil {
+			f.groupIdx = index("g:" + f.GroupBy)
+		}
+		for i := range f.Steps {
+			if f.Steps[i].cond != nil {
+				f.Steps[i].exprIdx = index("w:" + f.Steps[i].When)
+			}
+		}
 		for name := range f.stepsNamed {
 			o.byEvent[name] = append(o.byEvent[name], f)
 		}
@@ -84,6 +108,7 @@ func New(docs []defs.Doc, opts Options) (*Operator, error) {
 		o.events = append(o.events, name)
 	}
 	sort.Strings(o.events)
+	o.nExprs = len(exprs)
 	return o, nil
 }
 
@@ -114,83 +139,138 @@ func (o *Operator) EvalErrors() int64 { return o.evalErrors.Load() }
 func (o *Operator) OnTimer(*engine.Context, *engine.Timer) error { return nil }
 
 // OnEvent updates every funnel with a step named ev.Name. Cost: the
-// evaluation of the step conditions of those funnels; if the event matches
-// a step, one read and one write of the user's record (whatever the number
-// of funnels, so one changelog record), the decoding and encoding of the
-// matched funnels' parts of it, and one shared read, write and upsert per
-// (funnel, bucket, group) whose count rises.
+// evaluation of the step conditions of those funnels (each distinct
+// condition and group_by once); if the event matches a step, one read and
+// one write of the user's record (whatever the number of funnels, so one
+// changelog record), the decoding and encoding of the matched funnels' parts
+// of it, one shared read and write per counts page (counts.go) holding a
+// count that rises, and one upsert per (funnel, bucket, group) whose count
+// rises.
 func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	fs := o.byEvent[ev.Name]
 	if len(fs) == 0 {
 		return nil
 	}
-	m := matcher{ctx: ctx, ev: ev}
-	hits := make([]hit, 0, len(fs))
+	s := scratchPool.Get().(*scratch)
+	defer s.release()
+	m := &s.m
+	m.reset(ctx, ev, o)
 	for _, f := range fs {
-		e, err := o.match(f, ev, &m)
+		e, err := o.match(f, ev, m)
 		if err != nil {
 			return fmt.Errorf("funnel %s: %w", f.ID, err)
 		}
 		if e.Steps != 0 {
-			hits = append(hits, hit{f, e})
+			s.hits = append(s.hits, hit{f: f, e: e})
 		}
 	}
-	if len(hits) == 0 {
+	if len(s.hits) == 0 {
 		return nil
 	}
-	rec, err := loadRecord(ctx)
-	if err != nil {
+	rec := &s.rec
+	if err := rec.load(ctx); err != nil {
 		return err
 	}
-	var changes [][]change
-	for _, h := range hits {
-		ch, err := o.update(ctx, rec, h, ev)
-		if err != nil {
+	for i := range s.hits {
+		h := &s.hits[i]
+		h.lo = len(s.changes)
+		if err := o.update(ctx, s, h, ev); err != nil {
 			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
 		}
-		changes = append(changes, ch)
+		h.hi = len(s.changes)
 	}
-	if err := rec.save(ctx, o.byID); err != nil {
+	if err := rec.save(ctx, o.byID, s); err != nil {
 		return err
 	}
-	for i, h := range hits {
-		if err := o.applyChanges(ctx, h.f, changes[i]); err != nil {
-			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
-		}
-	}
-	return nil
+	return o.applyAll(ctx, s)
 }
 
-// hit is an event that matched at least one step of f.
+// scratch is the reusable memory of one OnEvent call.
+type scratch struct {
+	m       matcher
+	rec     userRecord
+	st      userState
+	groups  []string
+	arena   []byte
+	hits    []hit
+	changes []change
+	fcs     []funnelChange
+	order   []int
+	page    page
+	rows    []int64
+	buckets bucketCache // kept across events: bucketOf is pure
+	strs    interner    // kept across events
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func (s *scratch) release() {
+	s.m = matcher{vals: s.m.vals[:0]}
+	clear(s.rec.parts)
+	s.rec.parts = s.rec.parts[:0]
+	s.arena = s.arena[:0]
+	s.hits = s.hits[:0]
+	clear(s.changes)
+	s.changes = s.changes[:0]
+	clear(s.fcs)
+	s.fcs = s.fcs[:0]
+	clear(s.page.entries)
+	if cap(s.arena) > 1<<20 { // do not pin the memory of one huge record
+		s.arena = nil
+	}
+	scratchPool.Put(s)
+}
+
+// hit is an event that matched at least one step of f; its changes are
+// scratch.changes[lo:hi].
 type hit struct {
-	f *Definition
-	e stepEvent
+	f      *Definition
+	e      stepEvent
+	lo, hi int
 }
 
 // update adds h to the user's state in h.f unless it is too late, and
-// returns the raises of the user's depths.
-func (o *Operator) update(ctx *engine.Context, rec *userRecord, h hit, ev *engine.Event) ([]change, error) {
-	st, found, err := rec.get(h.f.ID)
+// appends the raises of the user's depths to s.changes.
+func (o *Operator) update(ctx *engine.Context, s *scratch, h *hit, ev *engine.Event) error {
+	st := &s.st
+	found, err := s.rec.get(h.f.ID, st, s)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if found && ev.TS < st.Latest-h.f.horizon() {
 		o.late.Add(1)
 		ctx.Logger().Debug("dropping late funnel event", "funnel", h.f.ID, "user", ctx.UserID(),
 			"event", ev.Cause(), "ts", ev.TS, "latest", st.Latest)
-		return nil, nil
+		return nil
 	}
-	changes := st.add(h.f, h.e)
+	s.changes = st.add(h.f, h.e, s.changes, &s.buckets)
 	st.prune(h.f)
-	return changes, rec.put(h.f.ID, st)
+	s.rec.put(h.f.ID, st, s)
+	return nil
 }
 
-// matcher builds the expression environment of one event at most once.
+// matcher builds the expression environment of one event at most once and
+// evaluates each distinct condition and group_by (by source text) at most
+// once.
 type matcher struct {
 	ctx     *engine.Context
 	ev      *engine.Event
 	env     map[string]any
 	profile bool
+	vals    []exprVal // by Operator.exprs index
+}
+
+// exprVal is the cached result of one expression on the event.
+type exprVal struct {
+	done  bool
+	ok    bool   // a condition's result
+	group string // a group_by's result
+	err   error  // the runtime error, if any
+}
+
+func (m *matcher) reset(ctx *engine.Context, ev *engine.Event, o *Operator) {
+	m.ctx, m.ev, m.env, m.profile = ctx, ev, nil, false
+	m.vals = append(m.vals[:0], make([]exprVal, o.nExprs)...)
 }
 
 func (m *matcher) envFor(needProfile bool) (map[string]any, error) {
@@ -210,7 +290,7 @@ func (m *matcher) envFor(needProfile bool) (map[string]any, error) {
 // match returns ev as a stepEvent of f: the steps it matches (Steps == 0 for
 // none) and, if it matches step 1, its group.
 func (o *Operator) match(f *Definition, ev *engine.Event, m *matcher) (stepEvent, error) {
-	e := stepEvent{TS: ev.TS, Off: ev.Offset}
+	e := stepEvent{TS: ev.TS}
 	named := f.stepsNamed[ev.Name]
 	for i := 0; named != 0; i++ {
 		bit := uint32(1) << i
@@ -227,102 +307,102 @@ func (o *Operator) match(f *Definition, ev *engine.Event, m *matcher) (stepEvent
 		}
 	}
 	if e.Steps&1 != 0 && f.groupProg != nil {
-		env, err := m.envFor(f.usesProf)
+		g, err := o.group(f, m)
 		if err != nil {
 			return e, err
 		}
-		e.Group = o.group(f, env)
+		e.Group = g
 	}
 	return e, nil
 }
 
 // eval evaluates the condition of step i; a runtime error is a non-match.
 func (o *Operator) eval(f *Definition, i int, m *matcher) (bool, error) {
-	cond := f.Steps[i].cond
-	if cond == nil {
+	st := &f.Steps[i]
+	if st.cond == nil {
 		return true, nil
 	}
-	env, err := m.envFor(f.usesProf)
-	if err != nil {
-		return false, err
+	v := &m.vals[st.exprIdx]
+	if !v.done {
+		env, err := m.envFor(f.usesProf)
+		if err != nil {
+			return false, err
+		}
+		v.ok, v.err = st.cond.Eval(env)
+		v.done = true
 	}
-	ok, err := cond.Eval(env)
-	if err != nil {
+	if v.err != nil {
 		o.evalErrors.Add(1)
-		m.ctx.Logger().Debug("funnel condition failed", "funnel", f.ID, "step", i+1, "err", err)
+		m.ctx.Logger().Debug("funnel condition failed", "funnel", f.ID, "step", i+1, "err", v.err)
 		return false, nil
 	}
-	return ok, nil
+	return v.ok, nil
 }
 
-// group evaluates group_by: nil gives "", a string itself, others fmt.Sprint.
-func (o *Operator) group(f *Definition, env map[string]any) string {
-	v, err := expr.Run(f.groupProg, env)
-	if err != nil {
+// group evaluates group_by: nil gives "", a string itself, others fmt.Sprint;
+// a runtime error gives "".
+func (o *Operator) group(f *Definition, m *matcher) (string, error) {
+	v := &m.vals[f.groupIdx]
+	if !v.done {
+		env, err := m.envFor(f.usesProf)
+		if err != nil {
+			return "", err
+		}
+		var x any
+		if x, v.err = expr.Run(f.groupProg, env); v.err == nil {
+			switch x := x.(type) {
+			case nil:
+			case string:
+				v.group = x
+			default:
+				v.group = fmt.Sprint(x)
+			}
+		}
+		v.done = true
+	}
+	if v.err != nil {
 		o.evalErrors.Add(1)
-		return ""
+		return "", nil
 	}
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	default:
-		return fmt.Sprint(v)
-	}
+	return v.group, nil
 }
 
-func countSub(id, bucket, group string) []byte {
-	return []byte("c/" + id + "\x00" + bucket + "\x00" + group)
+// appendJSON appends the row as encoding/json encodes it, by hand when no
+// string needs escaping.
+func (r *Row) appendJSON(b []byte) ([]byte, error) {
+	if !jsonPlain(r.Funnel) || !jsonPlain(r.Bucket) || !jsonPlain(r.Group) || r.Steps == nil {
+		return json.Marshal(r)
+	}
+	if b == nil {
+		b = make([]byte, 0, 64+len(r.Funnel)+len(r.Bucket)+len(r.Group)+len(r.Steps)*4)
+	}
+	b = append(b, `{"funnel":"`...)
+	b = append(b, r.Funnel...)
+	b = append(b, `","bucket":"`...)
+	b = append(b, r.Bucket...)
+	b = append(b, `","group":"`...)
+	b = append(b, r.Group...)
+	b = append(b, `","partition":`...)
+	b = strconv.AppendInt(b, int64(r.Partition), 10)
+	b = append(b, `,"steps":[`...)
+	for i, c := range r.Steps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, c, 10)
+	}
+	return append(b, "]}"...), nil
 }
 
-// applyChanges adds the raises to the partition's counts, in (bucket,
-// group) order, and upserts each changed row.
-func (o *Operator) applyChanges(ctx *engine.Context, f *Definition, changes []change) error {
-	slices.SortFunc(changes, func(a, b change) int {
-		if c := cmp.Compare(a.Bucket, b.Bucket); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Group, b.Group)
-	})
-	for _, c := range changes {
-		if err := o.applyChange(ctx, f, c); err != nil {
-			return err
+// jsonPlain reports whether encoding/json writes s as is between quotes.
+func jsonPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
 		}
 	}
-	return nil
-}
-
-func (o *Operator) applyChange(ctx *engine.Context, f *Definition, c change) error {
-	sub := countSub(f.ID, c.Bucket, c.Group)
-	counts := make([]int64, len(f.Steps))
-	b, err := ctx.GetShared(sub)
-	if err != nil {
-		return err
-	}
-	if b != nil {
-		var old []int64
-		if err := state.DecodeValue(b, &old); err != nil {
-			return fmt.Errorf("reading counts of %s/%s: %w", c.Bucket, c.Group, err)
-		}
-		copy(counts, old)
-	}
-	for j := c.From; j < c.To; j++ {
-		counts[j]++
-	}
-	if b, err = state.EncodeValue(counts); err != nil {
-		return err
-	}
-	if err := ctx.SetShared(sub, b); err != nil {
-		return err
-	}
-	row := Row{Funnel: f.ID, Bucket: c.Bucket, Group: c.Group, Partition: ctx.Partition(), Steps: counts}
-	v, err := json.Marshal(row)
-	if err != nil {
-		return fmt.Errorf("encoding row: %w", err)
-	}
-	ctx.Upsert(engine.Output{Topic: o.opts.AggregatesTopic, Key: []byte(row.Key()), Value: v})
-	return nil
+	return true
 }
 
 // Key returns the row's aggregates key,

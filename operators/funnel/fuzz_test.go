@@ -51,7 +51,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzDecodeUserState(f *testing.F) {
-	st := &userState{Latest: 5, Events: []stepEvent{{TS: 1, Off: 2, Steps: 3, Group: "web"}},
+	st := &userState{Latest: 5, Events: []stepEvent{{TS: 1, Steps: 3, Group: "web"}},
 		Counted: []counted{{Bucket: "2026-11-22", Group: "web", Depth: 2, End: 99}}}
 	b, err := msgpack.Marshal(st)
 	if err != nil {

@@ -10,16 +10,19 @@ import (
 // attempts may still deepen.
 //
 // Invariants:
-//   - Events is sorted by (TS, Off); events with equal (TS, Off) keep their
-//     arrival order.
+//   - Events is sorted by TS; events with equal TS are in arrival order,
+//     which is log order: so Events is in the order of the semantics, (ts,
+//     position in the log), without keeping the position. (Events of one
+//     user are processed in log order; an internal event has the position of
+//     the record that caused it, so it comes after it.)
 //   - Every event in Events matches at least one step (Steps != 0).
 //   - For each (bucket, group) in Counted, Depth is the largest attempt
 //     depth of the user there ever added to the partition's counts.
 //
-// It is encoded by hand (codec.go) as the msgpack array
-// [Latest, [[TS, Off, Steps, Group]...], [[Bucket, Group, Depth, End]...]]:
-// it is decoded and encoded on every matching event, and reflection cost
-// more than the rest of the update.
+// It is stored in a binary layout (binary.go): it is decoded and encoded on
+// every matching event. Records of earlier versions hold it as the msgpack
+// array [Latest, [[TS, Off, Steps, Group]...], [[Bucket, Group, Depth,
+// End]...]] (codec.go), which is still read.
 type userState struct {
 	Latest  int64 // largest TS of an accepted event, ms
 	Events  []stepEvent
@@ -29,7 +32,6 @@ type userState struct {
 // stepEvent is an accepted event that matched at least one step.
 type stepEvent struct {
 	TS    int64
-	Off   int64  // position in the partition's log, breaks TS ties
 	Steps uint32 // bit i set: the event matched step i+1 when it arrived
 	Group string // group_by on the event, if it matched step 1
 }
@@ -52,28 +54,34 @@ type change struct {
 
 // add inserts e (which matched at least one step) and recomputes every
 // attempt e can deepen: those that start at or before e in log order and no
-// more than one window before it, including e's own. It returns the raises,
-// at most one per (bucket, group). Cost: O(a·n) for a attempts in the window
-// and n stored events.
-func (st *userState) add(d *Definition, e stepEvent) []change {
+// more than one window before it, including e's own. It appends the raises
+// to changes, at most one per (bucket, group). Cost: O(a·n) for a attempts in
+// the window and n stored events.
+func (st *userState) add(d *Definition, e stepEvent, changes []change, bc *bucketCache) []change {
 	p := sort.Search(len(st.Events), func(i int) bool {
 		x := st.Events[i]
-		return x.TS > e.TS || x.TS == e.TS && x.Off > e.Off
+		return x.TS > e.TS // e comes after the stored events of equal TS
 	})
 	st.Events = append(st.Events, stepEvent{})
 	copy(st.Events[p+1:], st.Events[p:])
 	st.Events[p] = e
 	st.Latest = max(st.Latest, e.TS)
 
-	var changes []change
+	lo := len(changes)
 	from := e.TS - d.windowMs()
-	for i := p; i >= 0 && st.Events[i].TS >= from; i-- {
+	stop := -1
+	if e.Steps&^1 == 0 {
+		// e fills no step after the first of any attempt: only its own
+		// attempt can change.
+		stop = p - 1
+	}
+	for i := p; i > stop && st.Events[i].TS >= from; i-- {
 		s := &st.Events[i]
 		if s.Steps&1 == 0 {
 			continue
 		}
-		label, end := d.bucketOf(s.TS)
-		changes = st.raise(label, s.Group, st.depth(d, i), end, changes)
+		label, end := bc.of(d, s.TS)
+		changes = st.raise(label, s.Group, st.depth(d, i), end, changes, lo)
 	}
 	return changes
 }
@@ -98,8 +106,9 @@ func (st *userState) depth(d *Definition, i int) int {
 }
 
 // raise records that the user has an attempt of depth in (bucket, group)
-// and appends the change to changes if it raises the counted depth.
-func (st *userState) raise(bucket, group string, depth int, end int64, changes []change) []change {
+// and appends the change to changes if it raises the counted depth; the
+// changes of this update are changes[lo:].
+func (st *userState) raise(bucket, group string, depth int, end int64, changes []change, lo int) []change {
 	var c *counted
 	for i := range st.Counted {
 		if st.Counted[i].Bucket == bucket && st.Counted[i].Group == group {
@@ -116,7 +125,7 @@ func (st *userState) raise(bucket, group string, depth int, end int64, changes [
 	}
 	old := c.Depth
 	c.Depth = depth
-	for i := range changes {
+	for i := lo; i < len(changes); i++ {
 		if changes[i].Bucket == bucket && changes[i].Group == group {
 			changes[i].To = depth
 			return changes
