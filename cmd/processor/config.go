@@ -27,6 +27,7 @@ type Config struct {
 	CommitInterval time.Duration // --commit-interval
 	InstanceID     string        // --instance-id: default hostname-pid
 	SessionTimeout time.Duration // --session-timeout: group session timeout
+	RebalanceTime  time.Duration // --rebalance-timeout: how long a rebalance waits for members to rejoin
 	TxnTimeout     time.Duration // --transaction-timeout: broker-side transaction timeout
 	IdleAdvance    bool          // --idle-advance: let the wall clock move idle partitions' clocks
 	LogLevel       string        // --log-level: debug, info, warn, error
@@ -43,6 +44,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "longest time a transaction stays open")
 	fs.StringVar(&c.InstanceID, "instance-id", "", "unique, stable id of this instance (default hostname-pid)")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
+	fs.DurationVar(&c.RebalanceTime, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for every member to rejoin")
 	fs.DurationVar(&c.TxnTimeout, "transaction-timeout", 30*time.Second, "broker-side transaction timeout")
 	fs.BoolVar(&c.IdleAdvance, "idle-advance", true, "advance idle partitions' clocks with the wall clock (false: pure event time, for replays)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -72,6 +74,7 @@ func (c *Config) Engine() engine.Config {
 		InstanceID:         c.InstanceID,
 		CommitInterval:     c.CommitInterval,
 		SessionTimeout:     c.SessionTimeout,
+		RebalanceTimeout:   c.RebalanceTime,
 		TransactionTimeout: c.TxnTimeout,
 		DisableIdleAdvance: !c.IdleAdvance,
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -93,6 +94,18 @@ func startChild(t *testing.T, args ...string) *child {
 	return &child{cmd: cmd, log: logf}
 }
 
+// waitLog waits until the child's log contains s (the child runs at log
+// level info or lower).
+func (c *child) waitLog(t *testing.T, s string) {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(c.log.Name()); strings.Contains(string(b), s) {
+			return
+		}
+	}
+	t.Fatalf("processor log %s never showed %q", c.log.Name(), s)
+}
+
 func (c *child) kill() {
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	_ = c.cmd.Wait()
@@ -133,7 +146,7 @@ func TestCrashConsistency(t *testing.T) {
 	addrs, defs := counterSetup(t)
 	args := []string{"run", "--brokers", addrs[0], "--app-id", "crash", "--definitions", defs,
 		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "crash-1",
-		"--commit-interval", "50ms", "--session-timeout", "3s", "--transaction-timeout", "10s", "--log-level", "info"}
+		"--commit-interval", "50ms", "--session-timeout", "3s", "--rebalance-timeout", "6s", "--transaction-timeout", "10s", "--log-level", "info"}
 
 	cycles := crashCycles()
 	evs := feed(t, addrs, 100, max(40, 6*cycles), 150*time.Millisecond) // events keep coming while kills go on

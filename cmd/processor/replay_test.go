@@ -61,6 +61,32 @@ func waitConsumed(t *testing.T, addrs []string, group, topic string) {
 	t.Fatalf("group %s did not consume %s within 120s", group, topic)
 }
 
+// waitNoOpenTransactions waits until every partition of topic has its last
+// stable offset at its high watermark: no transaction is left open, for
+// example by an instance killed mid-transaction that never came back (the
+// broker aborts it after the transaction timeout).
+func waitNoOpenTransactions(t *testing.T, adm *kadm.Client, topic string) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		lso, err1 := adm.ListCommittedOffsets(ctx, topic)
+		hwm, err2 := adm.ListEndOffsets(ctx, topic)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		open := false
+		hwm.Each(func(o kadm.ListedOffset) {
+			if l, ok := lso.Lookup(topic, o.Partition); !ok || l.Offset != o.Offset {
+				open = true
+			}
+		})
+		if !open {
+			return
+		}
+	}
+	t.Fatalf("%s still has an open transaction after 60s", topic)
+}
+
 // outputs returns, per output topic, the committed records as "key value"
 // lines, sorted, so two runs compare byte for byte whatever the interleaving
 // across partitions.
@@ -73,6 +99,9 @@ func outputs(t *testing.T, addrs []string) map[string][]string {
 	}
 	out := map[string][]string{}
 	for _, name := range topics.Names() {
+		if strings.HasPrefix(name, "actions.") || strings.HasPrefix(name, "counts.") || strings.HasSuffix(name, "-aggregates") {
+			waitNoOpenTransactions(t, adm, name)
+		}
 		switch {
 		case strings.HasPrefix(name, "actions.") || strings.HasPrefix(name, "counts."):
 			for _, r := range kafkatest.ReadCommitted(t, addrs, name) {
@@ -104,7 +133,7 @@ func TestJourneyReplayUnderCrashesIsByteIdentical(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real processes")
 	}
-	evs := demoLog(7, 60, 3000)
+	evs := demoLog(7, 200, 15000)
 	run := func(chaos bool) map[string][]string {
 		b := kafkatest.Start(t, broker.Options{})
 		addrs := b.Addrs()
@@ -113,13 +142,14 @@ func TestJourneyReplayUnderCrashesIsByteIdentical(t *testing.T) {
 		args := func(id string) []string {
 			return []string{"run", "--brokers", addrs[0], "--app-id", "replay", "--definitions", "../../examples",
 				"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", id, "--idle-advance=false",
-				"--commit-interval", "30ms", "--session-timeout", "2s", "--log-level", "warn"}
+				"--commit-interval", "30ms", "--session-timeout", "2s", "--rebalance-timeout", "5s", "--transaction-timeout", "8s", "--log-level", "info"}
 		}
 		if chaos {
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
-			for i := 0; i < 6; i++ {
+			for i := 0; i < 8; i++ {
 				c := startChild(t, args("a")...)
-				time.Sleep(time.Duration(150+rng.IntN(600)) * time.Millisecond)
+				c.waitLog(t, "cairn instance starting")
+				time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
 				if i == 2 {
 					second := startChild(t, args("b")...)
 					time.Sleep(1500 * time.Millisecond)
@@ -129,6 +159,7 @@ func TestJourneyReplayUnderCrashesIsByteIdentical(t *testing.T) {
 			}
 		}
 		c := startChild(t, args("a")...)
+		c.waitLog(t, "partitions assigned") // SIGTERM must not race the start-up
 		waitConsumed(t, addrs, "replay", "events")
 		if code := c.term(t); code != 0 {
 			t.Errorf("exit code %d after SIGTERM", code)
