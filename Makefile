@@ -30,11 +30,11 @@ test-short:
 
 ## bench: the standard benchmark suite; writes bench/RESULTS.md.
 bench: build
-	./$(BIN) bench --out bench/RESULTS.md --json bench/eos.json
-	./$(BIN) bench --definitions examples --section eos-examples \
+	./$(BIN) bench --events 500000 --out bench/RESULTS.md --json bench/eos.json
+	./$(BIN) bench --events 200000 --definitions examples --section eos-examples \
 		--title "Exactly-once path with the example definitions (journeys, segments, funnels, policy)" \
 		--out bench/RESULTS.md --json bench/eos-examples.json
-	./$(BIN) bench --generate-funnels 50 --section eos-funnels50 --title "50 funnels (compare with the counting operator above)" \
+	./$(BIN) bench --events 100000 --generate-funnels 50 --section eos-funnels50 --title "50 funnels (compare with the counting operator above)" \
 		--out bench/RESULTS.md --json bench/eos-funnels50.json
 
 ## chaos: long fault runs (kills at random moments, CHAOS_CYCLES of them); figures in bench/CHAOS.md.

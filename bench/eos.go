@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -100,7 +101,10 @@ func RunEOS(ctx context.Context, o EOSOptions) (*EOSResult, error) {
 	return r, nil
 }
 
-type mode func(ctx context.Context, addrs []string, o EOSOptions) error
+// mode processes the whole backlog and returns how long it took from its
+// first consumed record to the commit of the last: start-up and the group
+// join are not counted, so the figure is the sustained rate.
+type mode func(ctx context.Context, addrs []string, o EOSOptions) (time.Duration, error)
 
 func oneRun(ctx context.Context, o EOSOptions, m mode) (float64, error) {
 	b, err := broker.Start(broker.Options{Partitions: int(o.Partitions), Topics: []string{"events", "passthrough-out"}})
@@ -111,11 +115,11 @@ func oneRun(ctx context.Context, o EOSOptions, m mode) (float64, error) {
 	if err := prefill(ctx, b.Addrs(), o); err != nil {
 		return 0, err
 	}
-	start := time.Now()
-	if err := m(ctx, b.Addrs(), o); err != nil {
+	took, err := m(ctx, b.Addrs(), o)
+	if err != nil {
 		return 0, err
 	}
-	return float64(o.Events) / time.Since(start).Seconds(), nil
+	return float64(o.Events) / took.Seconds(), nil
 }
 
 // prefill produces o.Events events of the demo workload (sessions walking
@@ -155,53 +159,78 @@ func benchOperators(o EOSOptions, aggregates string) ([]engine.Operator, error) 
 	return set.Operators, nil
 }
 
-// cairn runs one engine with a counting operator until the group has
-// committed every input offset.
-func cairn(ctx context.Context, addrs []string, o EOSOptions) error {
+// cairn runs one engine with the benchmark's operators until the group has
+// committed every input offset. The clock starts when the engine's
+// consumed-records counter first moves.
+func cairn(ctx context.Context, addrs []string, o EOSOptions) (time.Duration, error) {
 	dir, err := os.MkdirTemp("", "cairn-bench")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer os.RemoveAll(dir)
 	st, err := state.OpenPebble(dir, state.Options{})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer st.Close()
-	cfg := engine.Config{Brokers: addrs, AppID: "bench", CommitInterval: o.CommitInterval, DisableIdleAdvance: true, Logger: o.Logger}
+	reg := prometheus.NewRegistry()
+	cfg := engine.Config{Brokers: addrs, AppID: "bench", CommitInterval: o.CommitInterval, DisableIdleAdvance: true,
+		Logger: o.Logger, Registerer: reg}
 	ops, err := benchOperators(o, cfg.AggregatesTopic())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	eng, err := engine.New(cfg, st, ops)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(rctx) }()
+	start := waitFirstConsumed(reg)
 	werr := waitCommitted(ctx, addrs, "bench", o.Events)
+	took := time.Since(start)
 	cancel()
 	if err := <-done; err != nil {
-		return err
+		return 0, err
 	}
-	return werr
+	return took, werr
+}
+
+// waitFirstConsumed polls reg until cairn_records_consumed_total is above
+// zero and returns when it saw that.
+func waitFirstConsumed(reg prometheus.Gatherer) time.Time {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() != "cairn_records_consumed_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if m.GetCounter().GetValue() > 0 {
+					return time.Now()
+				}
+			}
+		}
+	}
+	return time.Now()
 }
 
 // passthrough consumes the input in a group transactional session and
 // produces every record to another topic in the same transaction.
-func passthrough(ctx context.Context, addrs []string, o EOSOptions) error {
+func passthrough(ctx context.Context, addrs []string, o EOSOptions) (time.Duration, error) {
 	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(addrs...), kgo.TransactionalID("bench-passthrough"),
 		kgo.ConsumerGroup("passthrough"), kgo.ConsumeTopics("events"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.RequireStableFetchOffsets(), kgo.DisableAutoCommit())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer sess.Close()
 	seen := 0
+	var start time.Time
 	for seen < o.Events {
 		if err := sess.Begin(); err != nil {
-			return err
+			return 0, err
 		}
 		deadline := time.Now().Add(o.CommitInterval)
 		for time.Now().Before(deadline) && seen < o.Events {
@@ -209,15 +238,18 @@ func passthrough(ctx context.Context, addrs []string, o EOSOptions) error {
 			fs := sess.PollRecords(pctx, 2000)
 			cancel()
 			fs.EachRecord(func(r *kgo.Record) {
+				if seen == 0 {
+					start = time.Now()
+				}
 				seen++
 				sess.Produce(ctx, &kgo.Record{Topic: "passthrough-out", Key: r.Key, Value: r.Value}, nil)
 			})
 		}
 		if _, err := sess.End(ctx, kgo.TryCommit); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return time.Since(start), nil
 }
 
 func waitCommitted(ctx context.Context, addrs []string, group string, want int) error {

@@ -58,7 +58,7 @@ func WriteEOSSection(path, name, title, command string, r *EOSResult) error {
 			defsText = "generated funnels (see the command)"
 		}
 	}
-	fmt.Fprintf(&b, "Workload: %d pre-filled demo events (sessions app_open → view_item → add_to_cart → purchase, profile updates), %d partitions, %d users, %s, commit interval %s, %d runs per mode (modes alternate; medians).\n\n",
+	fmt.Fprintf(&b, "Workload: %d pre-filled demo events (sessions app_open → view_item → add_to_cart → purchase, profile updates), %d partitions, %d users, %s, commit interval %s, %d runs per mode (modes alternate; medians). Each rate is events divided by the time from the first record consumed to the commit of the last, so start-up and the group join are not counted.\n\n",
 		r.Options.Events, r.Options.Partitions, r.Options.Users, defsText, r.Options.CommitInterval, r.Options.Runs)
 	b.WriteString("| mode | events/s per run | median events/s |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| transactional passthrough (ceiling) | %s | %.0f |\n", join(r.Passthrough), r.MedPassthrough)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 
 	"github.com/cairn-cjo/cairn/bench"
@@ -59,7 +60,14 @@ func cmdBench(ctx context.Context, args []string) error {
 	if o.Only != "" {
 		return nil
 	}
-	cmd := "processor bench " + strings.Join(args, " ")
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = a
+		if strings.ContainsAny(a, " ()'") {
+			quoted[i] = strconv.Quote(a)
+		}
+	}
+	cmd := "processor bench " + strings.Join(quoted, " ")
 	if err := bench.WriteEOSSection(*out, *section, *title, strings.TrimSpace(cmd), r); err != nil {
 		return err
 	}
