@@ -159,6 +159,7 @@ func TestCrashConsistency(t *testing.T) {
 		c.kill()
 	}
 	all := evs()
+	kafkatest.WaitGroupEmpty(t, addrs, "crash")
 	c := startChild(t, args...)
 	start := time.Now()
 	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))

@@ -158,6 +158,7 @@ func TestJourneyReplayUnderCrashesIsByteIdentical(t *testing.T) {
 				c.kill()
 			}
 		}
+		kafkatest.WaitGroupEmpty(t, addrs, "replay")
 		c := startChild(t, args("a")...)
 		c.waitLog(t, "partitions assigned") // SIGTERM must not race the start-up
 		waitConsumed(t, addrs, "replay", "events")

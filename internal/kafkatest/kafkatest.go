@@ -6,10 +6,13 @@ package kafkatest
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cairn-cjo/cairn/engine"
@@ -104,4 +107,43 @@ func ReadCommittedErr(addrs []string, topic string, timeout time.Duration) ([]*k
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return engine.ReadCommitted(ctx, topic, kgo.SeedBrokers(addrs...))
+}
+
+// WaitGroupEmpty waits until consumer group has no members, for example
+// after every instance in it was killed, so that the next instance to join
+// starts from a group of one.
+//
+// Tests that kill processes call it before starting the instance they wait
+// on. kfake (as of v0.0.0-20260918054303) keeps a member forever when its
+// connection dies while its JoinGroup is parked and the leader syncs first:
+// the failed JoinGroup reply never arms the member's session timer, so it
+// owns its partitions until the next join. Apache Kafka arms the timer for
+// every member when a join completes, so such a member expires after its
+// session timeout there.
+func WaitGroupEmpty(t testing.TB, addrs []string, group string) {
+	t.Helper()
+	adm := kadm.NewClient(Client(t, addrs))
+	var last string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		gs, err := adm.DescribeGroups(ctx, group)
+		cancel()
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		g, ok := gs[group]
+		if errors.Is(g.Err, kerr.GroupIDNotFound) {
+			return // never joined, or deleted
+		}
+		if !ok || g.Err != nil {
+			last = fmt.Sprint(g.Err)
+			continue
+		}
+		if len(g.Members) == 0 {
+			return
+		}
+		last = fmt.Sprintf("state %s, %d members", g.State, len(g.Members))
+	}
+	t.Fatalf("group %s still has members after 60s (%s)", group, last)
 }
