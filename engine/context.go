@@ -113,6 +113,18 @@ func (c *Context) Emit(out Output) { c.core.emit(out) }
 // produced. Use it for aggregates on compacted topics.
 func (c *Context) Upsert(out Output) { c.core.upsert(out) }
 
+// TxnBuffer returns the operator's buffer for the current transaction on
+// this partition, made by create on the first call in the transaction. The
+// engine hands it to the operator's Flush before the transaction commits and
+// forgets it when the transaction ends, committed or aborted, so a buffer
+// never outlives its transaction and an aborted one leaves no trace. The
+// operator must implement Flusher; TxnBuffer panics otherwise.
+//
+// Cost: one map lookup.
+func (c *Context) TxnBuffer(create func() any) any {
+	return c.core.txnBuffer(c.op, create)
+}
+
 // EmitEvent queues an internal event for the current user. It is handed to
 // the operators that list it after the current event, in the same
 // transaction. Its name must start with "$".

@@ -58,7 +58,10 @@ func (l *Local) run(fn func() error) ([]Output, error) {
 		_ = l.core.drop()
 		return nil, err
 	}
-	l.core.flushUpserts()
+	if err := l.core.flush(); err != nil {
+		_ = l.core.drop()
+		return nil, err
+	}
 	if err := l.core.batch.Commit(); err != nil {
 		return nil, err
 	}

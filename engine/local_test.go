@@ -226,3 +226,82 @@ func TestFireDueBudgetSpreadsOverdueTimers(t *testing.T) {
 		t.Fatalf("%d timers left", n)
 	}
 }
+
+// buffered counts events in its transaction buffer and adds the count to a
+// shared total in Flush; an event named "fail" fails after buffering.
+type buffered struct{}
+
+func (buffered) Name() string                   { return "buffered" }
+func (buffered) Events() []string               { return nil }
+func (buffered) OnTimer(*Context, *Timer) error { return nil }
+func newCount() any                             { return new(int) }
+func (buffered) OnEvent(ctx *Context, ev *Event) error {
+	*ctx.TxnBuffer(newCount).(*int)++
+	if ev.Name == "fail" {
+		return fmt.Errorf("failing on purpose")
+	}
+	return nil
+}
+
+func (buffered) Flush(ctx *Context, buf any) error {
+	if ctx.UserID() != "" {
+		return fmt.Errorf("flush bound to user %q", ctx.UserID())
+	}
+	v, err := ctx.GetShared([]byte("total"))
+	if err != nil {
+		return err
+	}
+	total, _ := strconv.Atoi(string(v))
+	total += *buf.(*int)
+	ctx.Upsert(Output{Topic: "agg", Key: []byte("total"), Value: []byte(strconv.Itoa(total))})
+	return ctx.SetShared([]byte("total"), []byte(strconv.Itoa(total)))
+}
+
+func TestTxnBufferIsFlushedOncePerTransactionAndDroppedOnAbort(t *testing.T) {
+	l, err := NewLocal(0, buffered{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	steps := []struct {
+		name    string
+		want    string
+		wantErr bool
+	}{
+		{"a", "[1]", false},
+		{"b", "[2]", false},
+		{"fail", "[]", true}, // its buffered count must not reach the total
+		{"c", "[3]", false},
+	}
+	for i, s := range steps {
+		outs, err := l.Process(Event{UserID: "u", Name: s.name, TS: int64(1000 + i)})
+		if (err != nil) != s.wantErr {
+			t.Fatalf("step %d: error %v, want error %v", i, err, s.wantErr)
+		}
+		if got := fmt.Sprint(values(outs)); got != s.want {
+			t.Errorf("step %d (%s): outputs %s, want %s", i, s.name, got, s.want)
+		}
+	}
+}
+
+// unflushed uses TxnBuffer without implementing Flusher.
+type unflushed struct{ probe }
+
+func (unflushed) OnEvent(ctx *Context, ev *Event) error {
+	ctx.TxnBuffer(newCount)
+	return nil
+}
+
+func TestTxnBufferNeedsFlusher(t *testing.T) {
+	l, err := NewLocal(0, unflushed{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "Flusher") {
+			t.Errorf("recovered %v, want a panic naming Flusher", r)
+		}
+	}()
+	_, _ = l.Process(Event{UserID: "u", Name: "x", TS: 1})
+}

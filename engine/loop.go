@@ -111,7 +111,7 @@ func (l *loop) commit() error {
 			}
 		}
 		e.m.clockSkew.WithLabelValues(w.label).Set(float64(now-w.core.clock) / 1000)
-		if !w.core.batch.Empty() || len(w.core.upserts) > 0 {
+		if w.core.pending() {
 			mu.Lock()
 			pending = true
 			mu.Unlock()

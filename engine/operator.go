@@ -77,6 +77,22 @@ type Operator interface {
 	OnTimer(ctx *Context, t *Timer) error
 }
 
+// Flusher is implemented by operators that accumulate work over a
+// transaction in a buffer (Context.TxnBuffer) and write it once, before the
+// transaction's outputs and changelog records are produced, the way Kafka
+// Streams' record caches write aggregates at commit. An aggregate touched by
+// a thousand events of one transaction then costs one state write and one
+// output instead of a thousand.
+type Flusher interface {
+	// Flush writes buf, the operator's buffer of this transaction on
+	// ctx.Partition(), through ctx: shared state, Upsert, Emit. ctx is bound
+	// to no user (UserID is "") and Now is the partition clock. It is called
+	// once per transaction in which the operator created a buffer, on the
+	// partition's worker goroutine, operators in the order the engine was
+	// given them. An error aborts the transaction.
+	Flush(ctx *Context, buf any) error
+}
+
 // TopicDeclarer is implemented by operators that produce to topics the engine
 // must create at start-up (e.g. actions.<channel>).
 type TopicDeclarer interface {

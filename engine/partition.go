@@ -30,6 +30,7 @@ type partitionCore struct {
 	byEvent map[string][]Operator
 	always  []Operator
 	byName  map[string]Operator
+	ops     []Operator // in the order given, for Flush
 	log     *slog.Logger
 
 	clock   int64 // largest event time seen, ms; persisted under clockKeyName
@@ -43,6 +44,7 @@ type partitionCore struct {
 	upserts  []Output
 	upsertAt map[string]int
 	internal []Event
+	bufs     map[string]any // operator name -> transaction buffer (Context.TxnBuffer)
 
 	timersFired int64 // since the last commit or drop
 	timerDelta  int64 // timers set minus timers removed, since the last commit or drop
@@ -52,7 +54,7 @@ func newPartitionCore(p int32, store state.Store, ops []Operator, log *slog.Logg
 	c := &partitionCore{
 		p: p, store: store, batch: store.NewBatch(),
 		byEvent: map[string][]Operator{}, byName: map[string]Operator{},
-		upsertAt: map[string]int{}, log: log,
+		upsertAt: map[string]int{}, bufs: map[string]any{}, log: log, ops: ops,
 	}
 	for _, op := range ops {
 		c.byName[op.Name()] = op
@@ -88,6 +90,7 @@ func (c *partitionCore) drop() error {
 	c.upserts, c.internal = c.upserts[:0], c.internal[:0]
 	c.timersFired, c.timerDelta = 0, 0
 	clear(c.upsertAt)
+	clear(c.bufs)
 	return c.load()
 }
 
@@ -200,11 +203,44 @@ func (c *partitionCore) upsert(out Output) {
 	c.upserts = append(c.upserts, out)
 }
 
-// flushUpserts emits the coalesced upserts of this transaction.
-func (c *partitionCore) flushUpserts() {
+func (c *partitionCore) txnBuffer(op string, create func() any) any {
+	if b, ok := c.bufs[op]; ok {
+		return b
+	}
+	if _, ok := c.byName[op].(Flusher); !ok {
+		panic(fmt.Sprintf("engine: operator %s uses TxnBuffer but does not implement Flusher", op))
+	}
+	b := create()
+	c.bufs[op] = b
+	return b
+}
+
+// pending reports whether the transaction has anything to write or produce.
+func (c *partitionCore) pending() bool {
+	return !c.batch.Empty() || len(c.upserts) > 0 || len(c.bufs) > 0
+}
+
+// flush hands every operator's transaction buffer to its Flush, then emits
+// the coalesced upserts of this transaction. The changelog records are the
+// caller's: they must follow, as Flush writes state.
+func (c *partitionCore) flush() error {
+	if len(c.bufs) > 0 {
+		for _, op := range c.ops {
+			b, ok := c.bufs[op.Name()]
+			if !ok {
+				continue
+			}
+			ctx := &Context{core: c, op: op.Name(), now: c.clock}
+			if err := op.(Flusher).Flush(ctx, b); err != nil {
+				return fmt.Errorf("operator %s flushing its transaction buffer: %w", op.Name(), err)
+			}
+		}
+		clear(c.bufs)
+	}
 	for _, out := range c.upserts {
 		c.sink(out)
 	}
 	c.upserts = c.upserts[:0]
 	clear(c.upsertAt)
+	return nil
 }

@@ -165,7 +165,9 @@ func (w *worker) produce(out Output) {
 // flush produces the coalesced upserts and one changelog record per key
 // changed in this transaction (a tombstone for a deletion).
 func (w *worker) flush() error {
-	w.core.flushUpserts()
+	if err := w.core.flush(); err != nil {
+		return err
+	}
 	w.changelogMax.Store(-1)
 	topic := w.e.cfg.ChangelogTopic()
 	return w.core.batch.Changes(func(k, v []byte) error {

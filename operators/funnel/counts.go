@@ -14,10 +14,10 @@ import (
 
 // The partition's counts are stored in pages: one shared key per (bucket
 // label, group), "p/<bucket>\x00<group>", holding the counts of every
-// funnel with a bucket of that label and that group. The raises of one event
-// mostly fall in a few pages (the buckets of the event and of the attempts
-// it deepens, in its group), so an event reads and writes a few pages
-// instead of one key per (funnel, bucket, group). A page holds at most one
+// funnel with a bucket of that label and that group. The raises of a
+// transaction mostly fall in a few pages (the current buckets, per group),
+// so Flush reads and writes a few pages instead of one key per (funnel,
+// bucket, group). A page holds at most one
 // entry per funnel ever defined, whatever the number of groups.
 //
 // Layout: ValueVersion, binaryMark, the number of entries, then per entry,
@@ -134,97 +134,125 @@ func (p *page) entry(ctx *engine.Context, f *Definition, bucket, group string) (
 	return i, nil
 }
 
-// funnelChange is a change of one funnel, and where its counts are after
-// it is applied (scratch.rows).
-type funnelChange struct {
-	f      *Definition
-	c      change
-	lo, hi int
+// txnCounts is the operator's transaction buffer (engine.Context.TxnBuffer)
+// on one partition: the raises of the transaction's events, summed per
+// (funnel, bucket, group). Flush applies them to the counts pages and
+// upserts each changed row once, so a count touched by many events of one
+// transaction costs one page write and one upsert. Not safe for concurrent
+// use; one belongs to one partition worker.
+type txnCounts struct {
+	rows map[rowKey]*txnRow
 }
 
-// applyAll adds every raise of the event to the partition's counts, page by
-// page, then upserts the changed rows in (funnel, bucket, group) order.
-func (o *Operator) applyAll(ctx *engine.Context, s *scratch) error {
-	s.fcs = s.fcs[:0]
+type rowKey struct{ id, bucket, group string }
+
+// txnRow is the raise of one (funnel, bucket, group) in a transaction:
+// delta[l] users reached level l+1.
+type txnRow struct {
+	f             *Definition
+	bucket, group string
+	delta         []int64
+	counts        []int64 // the counts after the raise, set by Flush
+}
+
+func newTxnCounts() any { return &txnCounts{rows: map[rowKey]*txnRow{}} }
+
+// buffer adds the raises of the event's hits to the transaction's buffer.
+// Cost: one map lookup per raise.
+func (o *Operator) buffer(ctx *engine.Context, s *scratch) {
+	var buf *txnCounts
 	for i := range s.hits {
 		h := &s.hits[i]
-		chs := s.changes[h.lo:h.hi]
-		if len(chs) > 1 {
-			slices.SortFunc(chs, func(a, b change) int {
-				if c := cmpString(a.Bucket, b.Bucket); c != 0 {
-					return c
-				}
-				return cmpString(a.Group, b.Group)
-			})
+		for _, c := range s.changes[h.lo:h.hi] {
+			if buf == nil {
+				buf = ctx.TxnBuffer(newTxnCounts).(*txnCounts)
+			}
+			k := rowKey{h.f.ID, c.Bucket, c.Group}
+			r := buf.rows[k]
+			if r == nil {
+				r = &txnRow{f: h.f, bucket: c.Bucket, group: c.Group, delta: make([]int64, len(h.f.Steps))}
+				buf.rows[k] = r
+			}
+			for l := c.From; l < c.To; l++ {
+				r.delta[l]++
+			}
 		}
-		for _, c := range chs {
-			s.fcs = append(s.fcs, funnelChange{f: h.f, c: c})
-		}
 	}
-	if len(s.fcs) == 0 {
-		return nil
+}
+
+// Flush applies the transaction's raises to the partition's counts, page by
+// page, then upserts the changed rows in (funnel, bucket, group) order. It
+// implements engine.Flusher.
+func (o *Operator) Flush(ctx *engine.Context, b any) error {
+	buf := b.(*txnCounts)
+	rows := make([]*txnRow, 0, len(buf.rows))
+	for _, r := range buf.rows {
+		rows = append(rows, r)
 	}
-	// Apply page by page: order the changes by page, keeping a stable index.
-	s.order = s.order[:0]
-	for i := range s.fcs {
-		s.order = append(s.order, i)
-	}
-	slices.SortFunc(s.order, func(a, b int) int {
-		x, y := &s.fcs[a].c, &s.fcs[b].c
-		if c := cmpString(x.Bucket, y.Bucket); c != 0 {
+	slices.SortFunc(rows, func(a, b *txnRow) int {
+		if c := cmpString(a.bucket, b.bucket); c != 0 {
 			return c
 		}
-		return cmpString(x.Group, y.Group)
+		if c := cmpString(a.group, b.group); c != 0 {
+			return c
+		}
+		return cmpString(a.f.ID, b.f.ID)
 	})
-	s.rows = s.rows[:0]
-	p := &s.page
-	for k := 0; k < len(s.order); {
-		first := &s.fcs[s.order[k]].c
+	var p page
+	for k := 0; k < len(rows); {
 		end := k + 1
-		for end < len(s.order) {
-			c := &s.fcs[s.order[end]].c
-			if c.Bucket != first.Bucket || c.Group != first.Group {
-				break
-			}
+		for end < len(rows) && rows[end].bucket == rows[k].bucket && rows[end].group == rows[k].group {
 			end++
 		}
-		sub := pageSub(first.Bucket, first.Group)
-		b, err := ctx.GetShared(sub)
-		if err != nil {
-			return err
-		}
-		if err := p.decode(b); err != nil {
-			return fmt.Errorf("reading counts of %s/%s: %w", first.Bucket, first.Group, err)
-		}
-		for _, i := range s.order[k:end] {
-			fc := &s.fcs[i]
-			j, err := p.entry(ctx, fc.f, fc.c.Bucket, fc.c.Group)
-			if err != nil {
-				return err
-			}
-			counts := p.counts[p.entries[j].lo:p.entries[j].hi]
-			for l := fc.c.From; l < fc.c.To; l++ {
-				counts[l]++
-			}
-			fc.lo = len(s.rows)
-			s.rows = append(s.rows, counts...)
-			fc.hi = len(s.rows)
-		}
-		if err := ctx.SetShared(sub, p.encode()); err != nil {
+		if err := o.applyPage(ctx, &p, rows[k:end]); err != nil {
 			return err
 		}
 		k = end
 	}
-	for i := range s.fcs {
-		fc := &s.fcs[i]
-		row := Row{Funnel: fc.f.ID, Bucket: fc.c.Bucket, Group: fc.c.Group, Partition: ctx.Partition(), Steps: s.rows[fc.lo:fc.hi]}
+	slices.SortFunc(rows, func(a, b *txnRow) int {
+		if c := cmpString(a.f.ID, b.f.ID); c != 0 {
+			return c
+		}
+		if c := cmpString(a.bucket, b.bucket); c != 0 {
+			return c
+		}
+		return cmpString(a.group, b.group)
+	})
+	for _, r := range rows {
+		row := Row{Funnel: r.f.ID, Bucket: r.bucket, Group: r.group, Partition: ctx.Partition(), Steps: r.counts}
 		v, err := row.appendJSON(nil)
 		if err != nil {
-			return fmt.Errorf("funnel %s: encoding row: %w", fc.f.ID, err)
+			return fmt.Errorf("funnel %s: encoding row: %w", r.f.ID, err)
 		}
 		ctx.Upsert(engine.Output{Topic: o.opts.AggregatesTopic, Key: []byte(row.Key()), Value: v})
 	}
 	return nil
+}
+
+// applyPage adds the raises of rows, which share a bucket and group, to
+// their counts page.
+func (o *Operator) applyPage(ctx *engine.Context, p *page, rows []*txnRow) error {
+	bucket, group := rows[0].bucket, rows[0].group
+	sub := pageSub(bucket, group)
+	b, err := ctx.GetShared(sub)
+	if err != nil {
+		return err
+	}
+	if err := p.decode(b); err != nil {
+		return fmt.Errorf("reading counts of %s/%s: %w", bucket, group, err)
+	}
+	for _, r := range rows {
+		j, err := p.entry(ctx, r.f, bucket, group)
+		if err != nil {
+			return err
+		}
+		counts := p.counts[p.entries[j].lo:p.entries[j].hi]
+		for l, d := range r.delta {
+			counts[l] += d
+		}
+		r.counts = slices.Clone(counts)
+	}
+	return ctx.SetShared(sub, p.encode())
 }
 
 func cmpString(a, b string) int {

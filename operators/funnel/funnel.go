@@ -62,7 +62,10 @@ type Operator struct {
 	evalErrors atomic.Int64
 }
 
-var _ engine.Operator = (*Operator)(nil)
+var (
+	_ engine.Operator = (*Operator)(nil)
+	_ engine.Flusher  = (*Operator)(nil)
+)
 
 // New parses the funnel documents of docs (others are ignored) and returns
 // the operator running them. Errors name the file, line and field of every
@@ -143,9 +146,9 @@ func (o *Operator) OnTimer(*engine.Context, *engine.Timer) error { return nil }
 // condition and group_by once); if the event matches a step, one read and
 // one write of the user's record (whatever the number of funnels, so one
 // changelog record), the decoding and encoding of the matched funnels' parts
-// of it, one shared read and write per counts page (counts.go) holding a
-// count that rises, and one upsert per (funnel, bucket, group) whose count
-// rises.
+// of it, and one map update per (funnel, bucket, group) whose count rises.
+// The counts pages and the upserts are written once per transaction, by
+// Flush.
 func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	fs := o.byEvent[ev.Name]
 	if len(fs) == 0 {
@@ -182,7 +185,8 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	if err := rec.save(ctx, o.byID, s); err != nil {
 		return err
 	}
-	return o.applyAll(ctx, s)
+	o.buffer(ctx, s)
+	return nil
 }
 
 // scratch is the reusable memory of one OnEvent call.
@@ -194,10 +198,6 @@ type scratch struct {
 	arena   []byte
 	hits    []hit
 	changes []change
-	fcs     []funnelChange
-	order   []int
-	page    page
-	rows    []int64
 	buckets bucketCache // kept across events: bucketOf is pure
 	strs    interner    // kept across events
 }
@@ -212,9 +212,6 @@ func (s *scratch) release() {
 	s.hits = s.hits[:0]
 	clear(s.changes)
 	s.changes = s.changes[:0]
-	clear(s.fcs)
-	s.fcs = s.fcs[:0]
-	clear(s.page.entries)
 	if cap(s.arena) > 1<<20 { // do not pin the memory of one huge record
 		s.arena = nil
 	}
