@@ -67,6 +67,12 @@ type Options struct {
 	FS vfs.FS
 	// CacheBytes is Pebble's block cache size. Default 64 MiB.
 	CacheBytes int64
+	// MemTableBytes is the size of Pebble's memtable. Default 64 MiB: a
+	// transaction's batch holds the state of every user it touched, and a
+	// batch over half the memtable would be flushed to its own table at
+	// once; a large memtable also absorbs rewrites of the same users'
+	// records before they reach a table.
+	MemTableBytes int
 	// Sync makes every Commit wait for the WAL to be synced. Default false:
 	// the changelog is the source of truth (design §2), so a lost WAL tail
 	// only costs a longer restore.
@@ -77,6 +83,9 @@ type Options struct {
 func (o *Options) EnsureDefaults() {
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 64 << 20
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = 64 << 20
 	}
 	if o.FS == nil {
 		if o.InMemory {
@@ -97,7 +106,7 @@ type pebbleStore struct {
 func OpenPebble(dir string, o Options) (Store, error) {
 	o.EnsureDefaults()
 	cache := pebble.NewCache(o.CacheBytes)
-	po := &pebble.Options{FS: o.FS, Cache: cache, Logger: quietLogger{}}
+	po := &pebble.Options{FS: o.FS, Cache: cache, Logger: quietLogger{}, MemTableSize: uint64(o.MemTableBytes)}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		cache.Unref()
@@ -256,11 +265,22 @@ func (b *pebbleBatch) Discard() { b.reset() }
 
 // reset empties the batch for reuse, keeping its buffers: Pebble allows
 // Reset after Apply, and reusing saves reallocating (and clearing) the
-// batch's arena on every transaction.
+// batch's arena on every transaction. Pebble drops the buffer of a batch
+// over 1 MiB on Reset, so such a batch is replaced by one allocated at its
+// size: a transaction that writes as much as the last one then appends
+// without growing (and copying) its buffer step by step.
 func (b *pebbleBatch) reset() {
-	b.b.Reset()
+	if n := len(b.b.Repr()); n > 1<<20 {
+		_ = b.b.Close()
+		b.b = b.s.db.NewIndexedBatchWithSize(min(n+n/4, maxPresized))
+	} else {
+		b.b.Reset()
+	}
 	clear(b.changed)
 }
+
+// maxPresized bounds the buffer a batch is given up front.
+const maxPresized = 64 << 20
 
 func (b *pebbleBatch) Close() { _ = b.b.Close() }
 

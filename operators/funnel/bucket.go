@@ -56,16 +56,19 @@ func (d *Definition) bucketOf(ts int64) (label string, end int64) {
 
 // bucketCache memoizes bucketOf, a pure function of (time zone, bucket
 // size, ts): the attempts an event may deepen are recomputed on every
-// event, for every funnel, and most funnels share a few zones. The zero
-// value is ready; a nil cache computes every time.
+// event, for every funnel, and most funnels share a few zones. Entries are
+// per minute of ts when the whole minute falls in one bucket, which is true
+// of every bucket whose start and end are whole minutes (every zone offset
+// since 1972 is); other timestamps are computed every time. The zero value
+// is ready; a nil cache computes every time.
 type bucketCache struct {
 	m map[bucketKey]bucketVal
 }
 
 type bucketKey struct {
-	loc  *time.Location // New shares one Location per zone name
-	hour bool
-	ts   int64
+	loc    *time.Location // New shares one Location per zone name
+	hour   bool
+	minute int64 // ts floor-divided by one minute
 }
 
 type bucketVal struct {
@@ -77,18 +80,29 @@ type bucketVal struct {
 // full.
 const maxBucketCache = 4096
 
+const minuteMs = int64(time.Minute / time.Millisecond)
+
 func (c *bucketCache) of(d *Definition, ts int64) (string, int64) {
 	if c == nil {
 		return d.bucketOf(ts)
 	}
-	k := bucketKey{loc: d.loc, hour: d.Bucket == BucketHour, ts: ts}
+	minute := ts / minuteMs
+	if ts < 0 && ts%minuteMs != 0 {
+		minute-- // floor
+	}
+	k := bucketKey{loc: d.loc, hour: d.Bucket == BucketHour, minute: minute}
 	if v, ok := c.m[k]; ok {
 		return v.label, v.end
+	}
+	label, end := d.bucketOf(ts)
+	first, _ := d.bucketOf(minute * minuteMs)
+	last, _ := d.bucketOf(minute*minuteMs + minuteMs - 1)
+	if first != label || last != label {
+		return label, end // a bucket boundary inside this minute
 	}
 	if c.m == nil || len(c.m) >= maxBucketCache {
 		c.m = make(map[bucketKey]bucketVal, 256)
 	}
-	label, end := d.bucketOf(ts)
 	c.m[k] = bucketVal{label, end}
 	return label, end
 }
