@@ -47,6 +47,11 @@ type Config struct {
 	SessionTimeout time.Duration
 	// RebalanceTimeout is the group rebalance timeout. Default 30s.
 	RebalanceTimeout time.Duration
+	// MinFreeDisk is the free space, in bytes, below which the engine
+	// stops (ErrDiskFull) before the store runs out of disk: Pebble cannot
+	// go on from a failed write to its log. Checked at start and about once
+	// a second. Default 64 MiB; negative disables the check.
+	MinFreeDisk int64
 	// ClientOpts are extra franz-go options (TLS, SASL) applied to every
 	// client the engine creates.
 	ClientOpts []kgo.Opt
@@ -69,6 +74,9 @@ func (c *Config) EnsureDefaults() {
 	if c.InstanceID == "" {
 		h, _ := os.Hostname()
 		c.InstanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	if c.MinFreeDisk == 0 {
+		c.MinFreeDisk = 64 << 20
 	}
 	setDur(&c.CommitInterval, 100*time.Millisecond)
 	setDur(&c.MaxClockSkew, 5*time.Minute)

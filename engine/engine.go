@@ -26,6 +26,39 @@ import (
 // rebuild its session: the local store failed after a Kafka commit.
 var ErrFatal = errors.New("fatal engine error")
 
+// ErrStore wraps, with ErrFatal, a failed write to the local store (a full
+// disk, an I/O error). The store is not flushed or closed after it: Pebble
+// may panic on a write after a failed one. Nothing is lost: the changelog
+// holds every committed write, and the next start restores what the store
+// missed.
+var ErrStore = errors.New("state store failed")
+
+// ErrDiskFull wraps, with ErrFatal, a stop because the store's disk has
+// less than Config.MinFreeDisk free. The store is flushed and intact.
+var ErrDiskFull = errors.New("disk nearly full")
+
+// checkDisk returns ErrDiskFull if the store's disk has less free space
+// than the configured minimum.
+func (e *Engine) checkDisk() error {
+	if e.cfg.MinFreeDisk < 0 {
+		return nil
+	}
+	n, ok := e.store.FreeBytes()
+	if !ok || n >= uint64(e.cfg.MinFreeDisk) {
+		return nil
+	}
+	e.log.Error("stopping: the state store's disk is nearly full; free space and restart (nothing is lost)",
+		"free_bytes", n, "min_free_bytes", e.cfg.MinFreeDisk)
+	return fmt.Errorf("%w: %w: %d bytes free for the state store, less than the minimum of %d (--min-free-disk-mb)",
+		ErrFatal, ErrDiskFull, n, e.cfg.MinFreeDisk)
+}
+
+// storeErr marks err, from a write to the local store, as ErrStore and
+// ErrFatal.
+func storeErr(what string, err error) error {
+	return fmt.Errorf("%w: %w: %s: %w", ErrFatal, ErrStore, what, err)
+}
+
 // Engine is one Cairn process's stream processor. Create it with New and
 // run it with Run; its read methods are safe for concurrent use.
 type Engine struct {
@@ -85,12 +118,18 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.admCl, e.adm = cl, kadm.NewClient(cl)
 	defer cl.Close()
+	if err := e.checkDisk(); err != nil {
+		return err
+	}
 	if e.partitions, err = EnsureTopics(ctx, e.adm, e.cfg.Plan(e.ops)); err != nil {
 		return err
 	}
 	for backoff := time.Duration(0); ; {
 		err := e.runSession(ctx)
 		if ctx.Err() != nil || errors.Is(err, ErrFatal) {
+			if errors.Is(err, ErrStore) {
+				return err
+			}
 			if ferr := e.store.Flush(); ferr != nil && err == nil {
 				err = ferr
 			}

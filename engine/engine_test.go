@@ -41,6 +41,13 @@ func startInstance(t *testing.T, addrs []string, id, dir string, mut func(*engin
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startInstanceOn(t, addrs, id, st, mut)
+}
+
+// startInstanceOn runs an instance of the counting operator on st, stopped
+// (and st closed) at the end of the test.
+func startInstanceOn(t *testing.T, addrs []string, id string, st state.Store, mut func(*engine.Config)) *instance {
+	t.Helper()
 	cfg := engine.Config{
 		Brokers: addrs, AppID: "test", InputTopic: input, InstanceID: id,
 		SessionTimeout: 3 * time.Second, TransactionTimeout: 10 * time.Second,

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -181,4 +183,56 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// lowDiskFS reports free disk space from free instead of the real disk.
+type lowDiskFS struct {
+	vfs.FS
+	free *atomic.Uint64
+}
+
+func (f lowDiskFS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
+	u, err := f.FS.GetDiskUsage(path)
+	u.AvailBytes = f.free.Load()
+	return u, err
+}
+
+// TestEngineStopsOnDiskFullAndResumes lets the state disk fill up while
+// events flow. The instance must stop on its own with an error naming the
+// cause, and an instance restarted on the same directory once there is
+// space again must end with exact outputs.
+func TestEngineStopsOnDiskFullAndResumes(t *testing.T) {
+	addrs := newBroker(t)
+	dir := t.TempDir()
+	free := &atomic.Uint64{}
+	free.Store(1 << 40)
+	st, err := state.OpenPebble(dir, state.Options{FS: lowDiskFS{vfs.Default, free}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := genEvents("a", 20, 600, 1_700_000_000_000)
+	kafkatest.ProduceEvents(t, addrs, input, first)
+	in := startInstanceOn(t, addrs, "one", st, nil)
+	kafkatest.WaitCounts(t, addrs, countsOut, len(first))
+
+	free.Store(10 << 20)
+	second := genEvents("b", 20, 600, 1_700_000_010_000)
+	kafkatest.ProduceEvents(t, addrs, input, second)
+	select {
+	case err := <-in.done:
+		if !errors.Is(err, engine.ErrDiskFull) || !errors.Is(err, engine.ErrFatal) {
+			t.Fatalf("engine stopped with %v, want ErrDiskFull", err)
+		}
+		t.Logf("stopped with: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("engine did not stop within 60s of the disk filling up")
+	}
+	in.cancel = nil
+	if err := st.Close(); err != nil {
+		t.Fatalf("closing the store after a disk-full stop: %v", err)
+	}
+
+	startInstance(t, addrs, "one", dir, nil)
+	all := append(first, second...)
+	kafkatest.CheckCounts(t, all, kafkatest.WaitCounts(t, addrs, countsOut, len(all)))
 }

@@ -21,6 +21,8 @@ type loop struct {
 	dirty    bool // records were processed in it
 	records  int
 	deadline time.Time
+	synced   time.Time // last store sync, see maybeSync
+	checked  time.Time // last disk check, see maybeCheckDisk
 }
 
 func (l *loop) cycle(ctx context.Context) error {
@@ -101,6 +103,12 @@ func (l *loop) process(fs kgo.Fetches) (int, error) {
 // transaction if anything is pending in it.
 func (l *loop) commit() error {
 	e := l.e
+	if err := l.maybeCheckDisk(); err != nil {
+		if l.inTxn {
+			l.end(kgo.TryAbort)
+		}
+		return err
+	}
 	now := time.Now().UnixMilli()
 	pending := l.dirty
 	var mu sync.Mutex
@@ -153,7 +161,10 @@ func (l *loop) end(try kgo.TransactionEndTry) error {
 	l.deadline = time.Now().Add(e.cfg.CommitInterval)
 	if committed {
 		if aerr := e.forEachWorker((*worker).apply); aerr != nil {
-			return fmt.Errorf("%w: applying committed state to the store: %w", ErrFatal, aerr)
+			return storeErr("applying committed state", aerr)
+		}
+		if serr := l.maybeSync(); serr != nil {
+			return serr
 		}
 		e.m.commits.Inc()
 	} else {
@@ -164,6 +175,37 @@ func (l *loop) end(try kgo.TransactionEndTry) error {
 	e.sess.AllowRebalance()
 	if err != nil {
 		return fmt.Errorf("ending transaction: %w", err)
+	}
+	return nil
+}
+
+// storeCheckInterval is how often the store's free disk space is checked
+// and, after a commit, its log synced. Commits do not wait for the disk, so
+// this bounds how long a failed log write goes unnoticed; Pebble itself
+// treats such a failure as fatal (state.Options.OnFatal), which loses
+// nothing either (design §2).
+const storeCheckInterval = time.Second
+
+// maybeCheckDisk checks the store's free disk space if storeCheckInterval
+// has passed since the last check. It runs every commit cycle, idle or not,
+// so that a disk filled by others stops the engine before its next write.
+func (l *loop) maybeCheckDisk() error {
+	if time.Since(l.checked) < storeCheckInterval {
+		return nil
+	}
+	l.checked = time.Now()
+	return l.e.checkDisk()
+}
+
+// maybeSync syncs the store's log if storeCheckInterval has passed since
+// the last sync.
+func (l *loop) maybeSync() error {
+	if time.Since(l.synced) < storeCheckInterval {
+		return nil
+	}
+	l.synced = time.Now()
+	if err := l.e.store.Sync(); err != nil {
+		return storeErr("syncing committed state", err)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func (e *Engine) restore(ctx context.Context, p int32) error {
 	if m == nil || m.ChangelogOffset < logStart {
 		pre := state.PartitionPrefix(p)
 		if err := e.store.DeleteRange(pre, state.PrefixEnd(pre)); err != nil {
-			return err
+			return storeErr("clearing the partition before a restore", err)
 		}
 		m = &marker{ChangelogOffset: logStart}
 	}
@@ -183,7 +183,10 @@ func commitRestore(b state.Batch, p int32, m *marker) error {
 	if err := b.Set(state.MetaKey(p, markerKeyName), v); err != nil {
 		return err
 	}
-	return b.Commit()
+	if err := b.Commit(); err != nil {
+		return storeErr("writing restored state", err)
+	}
+	return nil
 }
 
 func fetchErr(fs kgo.Fetches) error {

@@ -30,6 +30,14 @@ type Store interface {
 	DiskUsage(lower, upper []byte) (uint64, error)
 	// Flush makes every committed batch durable.
 	Flush() error
+	// FreeBytes returns the bytes available to the store on its disk; ok is
+	// false where that is unknown (an in-memory store).
+	FreeBytes() (n uint64, ok bool)
+	// Sync waits until every committed batch is in the synced write-ahead
+	// log. Commits do not wait for the disk (see Options.Sync), so a failed
+	// log write (a full disk) only surfaces here; the engine calls it
+	// periodically. Cost: one fsync.
+	Sync() error
 	// Close flushes and releases the store.
 	Close() error
 }
@@ -73,6 +81,10 @@ type Options struct {
 	// once; a large memtable also absorbs rewrites of the same users'
 	// records before they reach a table.
 	MemTableBytes int
+	// OnFatal is called by Pebble on an error it cannot go on from, such as
+	// a failed write to its log (a full disk); it must not return. Default:
+	// panic with the message.
+	OnFatal func(msg string)
 	// Sync makes every Commit wait for the WAL to be synced. Default false:
 	// the changelog is the source of truth (design §2), so a lost WAL tail
 	// only costs a longer restore.
@@ -97,6 +109,8 @@ func (o *Options) EnsureDefaults() {
 }
 
 type pebbleStore struct {
+	fs    vfs.FS
+	dir   string
 	db    *pebble.DB
 	cache *pebble.Cache
 	wo    *pebble.WriteOptions
@@ -106,7 +120,7 @@ type pebbleStore struct {
 func OpenPebble(dir string, o Options) (Store, error) {
 	o.EnsureDefaults()
 	cache := pebble.NewCache(o.CacheBytes)
-	po := &pebble.Options{FS: o.FS, Cache: cache, Logger: quietLogger{}, MemTableSize: uint64(o.MemTableBytes)}
+	po := &pebble.Options{FS: o.FS, Cache: cache, Logger: quietLogger{o.OnFatal}, MemTableSize: uint64(o.MemTableBytes)}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		cache.Unref()
@@ -116,7 +130,7 @@ func OpenPebble(dir string, o Options) (Store, error) {
 	if o.Sync {
 		wo = pebble.Sync
 	}
-	return &pebbleStore{db: db, cache: cache, wo: wo}, nil
+	return &pebbleStore{db: db, cache: cache, wo: wo, fs: o.FS, dir: dir}, nil
 }
 
 func (s *pebbleStore) NewBatch() Batch {
@@ -151,6 +165,24 @@ func (s *pebbleStore) DiskUsage(lower, upper []byte) (uint64, error) {
 func (s *pebbleStore) Flush() error {
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("flushing state: %w", err)
+	}
+	return nil
+}
+
+func (s *pebbleStore) FreeBytes() (uint64, bool) {
+	if s.dir == "" {
+		return 0, false
+	}
+	u, err := s.fs.GetDiskUsage(s.dir)
+	if err != nil {
+		return 0, false
+	}
+	return u.AvailBytes, true
+}
+
+func (s *pebbleStore) Sync() error {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("syncing the state log: %w", err)
 	}
 	return nil
 }
@@ -284,10 +316,15 @@ const maxPresized = 64 << 20
 
 func (b *pebbleBatch) Close() { _ = b.b.Close() }
 
-type quietLogger struct{}
+// quietLogger drops Pebble's messages but its fatal ones.
+type quietLogger struct{ onFatal func(string) }
 
 func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
+func (l quietLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if l.onFatal != nil {
+		l.onFatal(msg)
+	}
+	panic(msg)
 }

@@ -30,6 +30,7 @@ type Config struct {
 	RebalanceTime  time.Duration // --rebalance-timeout: how long a rebalance waits for members to rejoin
 	TxnTimeout     time.Duration // --transaction-timeout: broker-side transaction timeout
 	IdleAdvance    bool          // --idle-advance: let the wall clock move idle partitions' clocks
+	MinFreeDiskMB  int64         // --min-free-disk-mb: stop before the state disk fills up
 	LogLevel       string        // --log-level: debug, info, warn, error
 }
 
@@ -47,6 +48,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RebalanceTime, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for every member to rejoin")
 	fs.DurationVar(&c.TxnTimeout, "transaction-timeout", 30*time.Second, "broker-side transaction timeout")
 	fs.BoolVar(&c.IdleAdvance, "idle-advance", true, "advance idle partitions' clocks with the wall clock (false: pure event time, for replays)")
+	fs.Int64Var(&c.MinFreeDiskMB, "min-free-disk-mb", 64, "stop cleanly when the state directory's disk has less free space than this (MiB; -1: never)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
@@ -77,6 +79,7 @@ func (c *Config) Engine() engine.Config {
 		RebalanceTimeout:   c.RebalanceTime,
 		TransactionTimeout: c.TxnTimeout,
 		DisableIdleAdvance: !c.IdleAdvance,
+		MinFreeDisk:        minFreeDisk(c.MinFreeDiskMB),
 	}
 }
 
@@ -149,4 +152,13 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// minFreeDisk converts --min-free-disk-mb to engine.Config.MinFreeDisk:
+// 0 and negative values disable the check.
+func minFreeDisk(mb int64) int64 {
+	if mb <= 0 {
+		return -1
+	}
+	return mb << 20
 }

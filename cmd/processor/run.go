@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -49,11 +51,20 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerOperatorMetrics(reg, set)
 	ecfg.Registerer, ecfg.Logger = reg, log
-	st, err := state.OpenPebble(c.StateDir, state.Options{})
+	st, err := state.OpenPebble(c.StateDir, state.Options{OnFatal: func(msg string) {
+		log.Error("state store failed; exiting. Nothing is lost: the next start restores from the changelog. Free space or fix the disk, then restart",
+			"error", msg, "state_dir", c.StateDir)
+		os.Exit(exitStoreFailed)
+	}})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	var runErr error
+	defer func() {
+		if !errors.Is(runErr, engine.ErrStore) { // Pebble may panic closing after a failed write
+			_ = st.Close()
+		}
+	}()
 	eng, err := engine.New(ecfg, st, set.Operators)
 	if err != nil {
 		return err
@@ -77,12 +88,16 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 	}
 	log.Info("cairn instance starting", "app_id", ecfg.AppID, "instance", ecfg.InstanceID,
 		"input", ecfg.InputTopic, "http", srv.Addr(), "operators", len(set.Operators))
-	if err := eng.Run(ctx); err != nil {
-		return err
+	if runErr = eng.Run(ctx); runErr != nil {
+		return runErr
 	}
 	log.Info("cairn instance stopped cleanly")
 	return nil
 }
+
+// exitStoreFailed is the exit code after the state store failed fatally
+// (docs/operations.md).
+const exitStoreFailed = 3
 
 // registerOperatorMetrics exposes the operators' own counters.
 func registerOperatorMetrics(reg prometheus.Registerer, set *operators.Set) {
