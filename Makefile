@@ -41,7 +41,7 @@ bench: build
 CHAOS_CYCLES ?= 100
 chaos: build
 	CAIRN_CHAOS_CYCLES=$(CHAOS_CYCLES) CAIRN_CHAOS_REPORT=$(CURDIR)/bench/CHAOS.md \
-		$(GO) test -count=1 -timeout 80m -run 'Crash|Zombie|BrokerRestart|CommitPathFaults' -v ./cmd/processor/ ./engine/
+		$(GO) test -count=1 -timeout 80m -run 'Crash|Zombie|BrokerRestart|CommitPathFaults|Storm|DiskFull' -v ./cmd/processor/ ./engine/
 
 ## lint: formatting and vet.
 lint:
