@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/cairn-cjo/cairn/internal/broker"
 	"github.com/cairn-cjo/cairn/internal/kafkatest"
@@ -157,4 +161,73 @@ func TestAPIReplaceList(t *testing.T) {
 	members("a,c")
 	send("PUT", "c,d")
 	members("c,d")
+}
+
+// TestAPIUploadsAMillionIDsWithProgress uploads a list of 1,000,000 ids with
+// ?progress=1: the response must report progress chunk by chunk, in order,
+// end with the summary, and every id must be on the input topic as one
+// $segment_add event.
+func TestAPIUploadsAMillionIDsWithProgress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("produces a million records")
+	}
+	base, addrs := startAPI(t)
+	eventually(t, base+"/readyz", func(code int, _ string) bool { return code == 200 })
+	ends := func() int64 {
+		t.Helper()
+		offs, err := kadm.NewClient(kafkatest.Client(t, addrs)).ListEndOffsets(context.Background(), "events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		offs.Each(func(o kadm.ListedOffset) { n += o.Offset })
+		return n
+	}
+	before := ends()
+	const n = 1_000_000
+	pr, pw := io.Pipe()
+	go func() {
+		bw := bufio.NewWriter(pw)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(bw, "m-%d\n", i)
+		}
+		bw.Flush()
+		pw.Close()
+	}()
+	resp, err := http.Post(base+"/v1/segments/vip-list/members?progress=1", "text/plain", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var last struct {
+		Produced, Total, Users int
+		Done                   bool
+		Error                  string
+	}
+	reports := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		prev := last.Produced
+		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		if last.Error != "" {
+			t.Fatalf("upload failed: %s", last.Error)
+		}
+		if !last.Done {
+			reports++
+			if last.Produced <= prev || last.Total != n {
+				t.Fatalf("progress %d/%d after %d", last.Produced, last.Total, prev)
+			}
+		}
+	}
+	if !last.Done || last.Users != n || reports < 10 {
+		t.Fatalf("upload ended with %+v after %d progress lines, want done with %d users and ≥ 10 reports", last, reports, n)
+	}
+	if got := ends() - before; got != n {
+		t.Fatalf("%d records reached the input topic, want %d", got, n)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -94,32 +95,100 @@ func replace(w http.ResponseWriter, r *http.Request, eng *engine.Engine, produce
 			return
 		}
 	}
-	recs := append(listEvents(eng, id, "$segment_add", ids), listEvents(eng, id, "$segment_remove", drop)...)
-	if produceAll(w, r, producer, recs) {
-		api.WriteJSON(w, http.StatusAccepted, map[string]any{"segment": id, "added": len(ids), "removed": len(drop)})
+	p := newUploadProgress(w, r, id, len(ids)+len(drop))
+	if p.produce(r.Context(), eng, producer, "$segment_add", ids) && p.produce(r.Context(), eng, producer, "$segment_remove", drop) {
+		p.done(map[string]any{"segment": id, "added": len(ids), "removed": len(drop)})
 	}
 }
 
-// listEvents returns one input record per user, naming the list.
-func listEvents(eng *engine.Engine, segmentID, name string, users []string) []*kgo.Record {
-	now := time.Now().UnixMilli()
+// uploadChunk is how many list events are produced (and acknowledged)
+// at a time: it bounds the memory of a large upload and sets the pace of
+// its progress reports.
+const uploadChunk = 10_000
+
+// uploadProgress produces the events of one list upload chunk by chunk and
+// reports progress: with ?progress=1 the response is newline-delimited JSON,
+// a {"produced", "total"} line per chunk and then the summary (or an
+// {"error"} line); without it, one JSON summary. Large uploads are also
+// logged every 100,000 events.
+type uploadProgress struct {
+	w        http.ResponseWriter
+	segment  string
+	total    int
+	produced int
+	stream   bool
+	now      int64
+}
+
+func newUploadProgress(w http.ResponseWriter, r *http.Request, segment string, total int) *uploadProgress {
+	p := &uploadProgress{w: w, segment: segment, total: total, now: time.Now().UnixMilli()}
+	if v := r.URL.Query().Get("progress"); v != "" && v != "0" && v != "false" {
+		p.stream = true
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusAccepted)
+	}
+	return p
+}
+
+// produce sends one event named name per user, chunk by chunk, and reports
+// whether all were acknowledged; on failure it has written the error.
+func (p *uploadProgress) produce(ctx context.Context, eng *engine.Engine, producer *kgo.Client, name string, users []string) bool {
+	for lo := 0; lo < len(users); lo += uploadChunk {
+		hi := min(lo+uploadChunk, len(users))
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := producer.ProduceSync(cctx, listEvents(eng, p.segment, name, users[lo:hi], lo, p.now)...).FirstErr()
+		cancel()
+		if err != nil {
+			p.fail(fmt.Errorf("producing list events: %w", err))
+			return false
+		}
+		before := p.produced
+		p.produced += hi - lo
+		if p.stream {
+			p.line(map[string]any{"produced": p.produced, "total": p.total})
+		}
+		if p.produced/100_000 > before/100_000 {
+			slog.Info("segment list upload", "segment", p.segment, "produced", p.produced, "total", p.total)
+		}
+	}
+	return true
+}
+
+func (p *uploadProgress) line(v any) {
+	b, _ := json.Marshal(v)
+	_, _ = p.w.Write(append(b, '\n'))
+	if f, ok := p.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (p *uploadProgress) fail(err error) {
+	if p.stream {
+		p.line(map[string]any{"error": err.Error(), "produced": p.produced, "total": p.total})
+		return
+	}
+	api.WriteJSON(p.w, http.StatusBadGateway, map[string]any{"error": err.Error(), "produced": p.produced, "total": p.total})
+}
+
+func (p *uploadProgress) done(summary map[string]any) {
+	if p.stream {
+		summary["done"] = true
+		p.line(summary)
+		return
+	}
+	api.WriteJSON(p.w, http.StatusAccepted, summary)
+}
+
+// listEvents returns one input record per user, naming the list; first is
+// the index of users[0] in the upload, which makes the event ids unique.
+func listEvents(eng *engine.Engine, segmentID, name string, users []string, first int, now int64) []*kgo.Record {
 	recs := make([]*kgo.Record, 0, len(users))
 	for i, u := range users {
 		v, _ := json.Marshal(map[string]any{"user_id": u, "event": name, "ts": now,
-			"props": map[string]any{"segment": segmentID}, "event_id": fmt.Sprintf("%s-%s-%d-%d", name[1:], segmentID, now, i)})
+			"props": map[string]any{"segment": segmentID}, "event_id": fmt.Sprintf("%s-%s-%d-%d", name[1:], segmentID, now, first+i)})
 		recs = append(recs, &kgo.Record{Topic: eng.Config().InputTopic, Key: []byte(u), Value: v})
 	}
 	return recs
-}
-
-func produceAll(w http.ResponseWriter, r *http.Request, producer *kgo.Client, recs []*kgo.Record) bool {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-	defer cancel()
-	if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		api.WriteJSON(w, http.StatusBadGateway, map[string]string{"error": "producing list events: " + err.Error()})
-		return false
-	}
-	return true
 }
 
 // exportSegment streams the members of id on this instance's partitions,
@@ -157,8 +226,9 @@ func upload(w http.ResponseWriter, r *http.Request, eng *engine.Engine, producer
 		name = "$segment_remove"
 	}
 	id := r.PathValue("id")
-	if produceAll(w, r, producer, listEvents(eng, id, name, ids)) {
-		api.WriteJSON(w, http.StatusAccepted, map[string]any{"segment": id, "event": name, "users": len(ids)})
+	p := newUploadProgress(w, r, id, len(ids))
+	if p.produce(r.Context(), eng, producer, name, ids) {
+		p.done(map[string]any{"segment": id, "event": name, "users": len(ids)})
 	}
 }
 
