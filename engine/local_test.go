@@ -305,3 +305,60 @@ func TestTxnBufferNeedsFlusher(t *testing.T) {
 	}()
 	_, _ = l.Process(Event{UserID: "u", Name: "x", TS: 1})
 }
+
+// writer listens to everything and records each event's name in shared
+// state; reader lists only "x" and emits what it reads there.
+type writer struct{}
+
+func (writer) Name() string                   { return "writer" }
+func (writer) Events() []string               { return nil }
+func (writer) OnTimer(*Context, *Timer) error { return nil }
+func (writer) OnEvent(ctx *Context, ev *Event) error {
+	return ctx.SetShared([]byte("last"), []byte(ev.Name))
+}
+
+type reader struct{}
+
+func (reader) Name() string                   { return "reader" }
+func (reader) Events() []string               { return []string{"x"} }
+func (reader) OnTimer(*Context, *Timer) error { return nil }
+func (reader) OnEvent(ctx *Context, ev *Event) error {
+	v, err := ctx.GetSharedOf("writer", []byte("last"))
+	ctx.Emit(Output{Topic: "out", Value: v})
+	return err
+}
+
+// TestOperatorsRunInTheOrderGiven: an operator given first runs first on
+// every event, even when it listens to everything and the next one lists
+// the event (segments before journeys, docs/segments.md).
+func TestOperatorsRunInTheOrderGiven(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ops  []Operator
+		want string
+	}{
+		{"listen-to-all first", []Operator{writer{}, reader{}}, "[x x]"}, // reader sees this event's write
+		{"listed first", []Operator{reader{}, writer{}}, "[y y]"},        // reader runs before the write
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := NewLocal(0, tt.ops...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			var got []string
+			for i, name := range []string{"y", "x", "z", "y", "x"} {
+				outs, err := l.Process(Event{UserID: "u", Name: name, TS: int64(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range outs {
+					got = append(got, string(o.Value))
+				}
+			}
+			if fmt.Sprint(got) != tt.want {
+				t.Errorf("reader saw %v, want %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -68,7 +68,9 @@ type Operator interface {
 	Name() string
 	// Events lists the event names the operator reacts to. The engine indexes
 	// operators by it, so an event that no operator lists costs one map
-	// lookup. A nil slice means every event.
+	// lookup. A nil slice means every event. The operators that get an
+	// event run in the order the engine was given them, whichever of them
+	// list it and whichever listen to everything.
 	Events() []string
 	// OnEvent handles ev for ctx.UserID().
 	OnEvent(ctx *Context, ev *Event) error

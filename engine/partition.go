@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 
 	"github.com/cairn-cjo/cairn/state"
 )
@@ -27,8 +28,8 @@ type partitionCore struct {
 	p       int32
 	store   state.Store
 	batch   state.Batch
-	byEvent map[string][]Operator
-	always  []Operator
+	byEvent map[string][]Operator // listed and listen-to-all operators, in the order given
+	always  []Operator            // operators with Events() == nil
 	byName  map[string]Operator
 	ops     []Operator // in the order given, for Flush
 	log     *slog.Logger
@@ -58,12 +59,23 @@ func newPartitionCore(p int32, store state.Store, ops []Operator, log *slog.Logg
 	}
 	for _, op := range ops {
 		c.byName[op.Name()] = op
-		names := op.Events()
-		if names == nil {
+		if op.Events() == nil {
 			c.always = append(c.always, op)
 		}
-		for _, n := range names {
-			c.byEvent[n] = append(c.byEvent[n], op)
+	}
+	// byEvent[n] holds the operators that list n and those that listen to
+	// everything, merged in the order given: an operator that runs after
+	// another on one event runs after it on every event.
+	for _, op := range ops {
+		for _, n := range op.Events() {
+			if _, ok := c.byEvent[n]; ok {
+				continue
+			}
+			for _, o := range ops {
+				if o.Events() == nil || slices.Contains(o.Events(), n) {
+					c.byEvent[n] = append(c.byEvent[n], o)
+				}
+			}
 		}
 	}
 	return c
@@ -134,12 +146,14 @@ func (c *partitionCore) dispatch(ev *Event) error {
 			return err
 		}
 	}
-	for _, ops := range [2][]Operator{c.byEvent[ev.Name], c.always} {
-		for _, op := range ops {
-			ctx := &Context{core: c, op: op.Name(), user: ev.UserID, now: ev.TS}
-			if err := op.OnEvent(ctx, ev); err != nil {
-				return fmt.Errorf("operator %s on event %s: %w", op.Name(), ev.Cause(), err)
-			}
+	ops, ok := c.byEvent[ev.Name]
+	if !ok {
+		ops = c.always
+	}
+	for _, op := range ops {
+		ctx := &Context{core: c, op: op.Name(), user: ev.UserID, now: ev.TS}
+		if err := op.OnEvent(ctx, ev); err != nil {
+			return fmt.Errorf("operator %s on event %s: %w", op.Name(), ev.Cause(), err)
 		}
 	}
 	return nil
