@@ -167,7 +167,9 @@ func TestCrashConsistency(t *testing.T) {
 	if code := c.term(t); code != 0 {
 		t.Errorf("processor exited %d after SIGTERM, want 0 (log %s)", code, c.log.Name())
 	}
-	kafkatest.ReportChaos(t, "SIGKILL at random moments", cycles, kafkatest.TallyCounts(all, outs), converged)
+	txns := kafkatest.CheckTransactions(t, addrs, "counts")
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "SIGKILL at random moments", Cycles: cycles,
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Recovery: converged})
 	kafkatest.CheckCounts(t, all, outs)
 	t.Logf("%d kills, %d events, %d outputs, exact", cycles, len(all), len(outs))
 }
@@ -238,7 +240,9 @@ func TestZombieAddsNothing(t *testing.T) {
 			t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 		}
 	}
-	kafkatest.ReportChaos(t, "zombie (SIGSTOP past the session timeout, SIGCONT)", 1, kafkatest.TallyCounts(all, outs), 0)
+	txns := kafkatest.CheckTransactions(t, addrs, "counts")
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "zombie (SIGSTOP past the session timeout, SIGCONT)", Cycles: 1,
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns})
 	kafkatest.CheckCounts(t, all, outs)
 }
 
@@ -296,6 +300,8 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if code := c.term(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 	}
-	kafkatest.ReportChaos(t, "broker restart mid-backlog", 1, kafkatest.TallyCounts(all, outs), 0)
+	txns := kafkatest.CheckTransactions(t, addrs, "counts")
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "broker restart mid-backlog", Cycles: 1,
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns})
 	kafkatest.CheckCounts(t, all, outs)
 }
