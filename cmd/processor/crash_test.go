@@ -69,11 +69,19 @@ type child struct {
 
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
+	return startChildEnv(t, nil, args...)
+}
+
+// startChildEnv is startChild with env ("NAME=value") added to the
+// environment of the test.
+func startChildEnv(t *testing.T, env []string, args ...string) *child {
+	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), "processor-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(processorBin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -187,18 +195,25 @@ func feed(t *testing.T, addrs []string, batch, batches int, every time.Duration)
 		defer wg.Done()
 		ctx := context.Background()
 		for i := 0; i < batches && ctx.Err() == nil; i++ {
-			evs := make([]kafkatest.Event, batch)
-			for j := range evs {
-				n := i*batch + j
-				evs[j] = kafkatest.Event{UserID: fmt.Sprintf("u-%d", (n*7919)%97), Event: "view_item",
-					TS: 1_700_000_000_000 + int64(n), EventID: fmt.Sprintf("e-%d", n)}
-			}
+			evs := feedBatch(i, batch)
 			kafkatest.ProduceEvents(t, addrs, "events", evs)
 			all = append(all, evs...)
 			time.Sleep(every)
 		}
 	}()
 	return func() []kafkatest.Event { wg.Wait(); return all }
+}
+
+// feedBatch returns the i-th batch of n events of feed: view_item events of
+// 97 users, with increasing timestamps and unique event ids.
+func feedBatch(i, n int) []kafkatest.Event {
+	evs := make([]kafkatest.Event, n)
+	for j := range evs {
+		k := i*n + j
+		evs[j] = kafkatest.Event{UserID: fmt.Sprintf("u-%d", (k*7919)%97), Event: "view_item",
+			TS: 1_700_000_000_000 + int64(k), EventID: fmt.Sprintf("e-%d", k)}
+	}
+	return evs
 }
 
 // TestZombieAddsNothing freezes one of two instances (SIGSTOP) for longer
