@@ -37,11 +37,12 @@ bench: build
 	./$(BIN) bench --events 100000 --generate-funnels 50 --section eos-funnels50 --title "50 funnels (compare with the counting operator above)" \
 		--out bench/RESULTS.md --json bench/eos-funnels50.json
 
-## chaos: long fault runs (kills at random moments, CHAOS_CYCLES of them); figures in bench/CHAOS.md.
+## chaos: long fault runs (kills at random moments and at every named failpoint, CHAOS_CYCLES
+## of each); figures in bench/CHAOS.md.
 CHAOS_CYCLES ?= 100
 chaos: build
 	CAIRN_CHAOS_CYCLES=$(CHAOS_CYCLES) CAIRN_CHAOS_REPORT=$(CURDIR)/bench/CHAOS.md \
-		$(GO) test -count=1 -timeout 80m -run 'Crash|Zombie|BrokerRestart|CommitPathFaults|Storm|DiskFull' -v ./cmd/processor/ ./engine/
+		$(GO) test -count=1 -timeout 150m -run 'Crash|Zombie|BrokerRestart|CommitPathFaults|Storm|DiskFull|Failpoint' -v ./cmd/processor/ ./engine/
 
 ## lint: formatting and vet.
 lint:

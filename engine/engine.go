@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cairn-cjo/cairn/internal/failpoint"
 	"github.com/cairn-cjo/cairn/state"
 )
 
@@ -166,6 +167,7 @@ func (e *Engine) sessionOpts() []kgo.Opt {
 		kgo.OnPartitionsAssigned(e.onAssigned),
 		kgo.OnPartitionsRevoked(e.onRevoked),
 		kgo.OnPartitionsLost(e.onRevoked),
+		kgo.WithHooks(failpoint.KafkaHooks()...), // nil unless CAIRN_FAILPOINT=end-txn-sent
 	)
 }
 

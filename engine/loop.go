@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairn-cjo/cairn/internal/failpoint"
 )
 
 // loop is the transaction loop of one session. A transaction spans polls
@@ -143,6 +145,7 @@ func (l *loop) commit() error {
 	if e.produceErr.Load() != nil {
 		try = kgo.TryAbort
 	}
+	failpoint.Inject(failpoint.BeforeEndTxn)
 	return l.end(try)
 }
 
@@ -160,6 +163,7 @@ func (l *loop) end(try kgo.TransactionEndTry) error {
 	l.inTxn, l.dirty, l.records = false, false, 0
 	l.deadline = time.Now().Add(e.cfg.CommitInterval)
 	if committed {
+		failpoint.Inject(failpoint.BeforeApply)
 		if aerr := e.forEachWorker((*worker).apply); aerr != nil {
 			return storeErr("applying committed state", aerr)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cairn-cjo/cairn/internal/failpoint"
 	"github.com/cairn-cjo/cairn/state"
 )
 
@@ -148,6 +149,7 @@ func (e *Engine) replay(ctx context.Context, p int32, m *marker, end int64) erro
 				if err := applyChange(b, r); err != nil {
 					return err
 				}
+				failpoint.Inject(failpoint.MidRestore)
 			}
 			m.ChangelogOffset = r.Offset + 1
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cairn-cjo/cairn/internal/failpoint"
 	"github.com/cairn-cjo/cairn/state"
 )
 
@@ -71,6 +72,7 @@ func (w *worker) processRecords(rs []*kgo.Record) error {
 			return err
 		}
 		w.next = r.Offset + 1
+		failpoint.Inject(failpoint.MidBatch)
 	}
 	return nil
 }

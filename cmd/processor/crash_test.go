@@ -69,11 +69,19 @@ type child struct {
 
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
+	return startChildEnv(t, nil, args...)
+}
+
+// startChildEnv is startChild with env ("NAME=value") added to the
+// environment of the test.
+func startChildEnv(t *testing.T, env []string, args ...string) *child {
+	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), "processor-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(processorBin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -167,7 +175,9 @@ func TestCrashConsistency(t *testing.T) {
 	if code := c.term(t); code != 0 {
 		t.Errorf("processor exited %d after SIGTERM, want 0 (log %s)", code, c.log.Name())
 	}
-	kafkatest.ReportChaos(t, "SIGKILL at random moments", cycles, kafkatest.TallyCounts(all, outs), converged)
+	txns := kafkatest.CheckTransactions(t, addrs, "counts")
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "SIGKILL at random moments", Cycles: cycles,
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Recovery: converged})
 	kafkatest.CheckCounts(t, all, outs)
 	t.Logf("%d kills, %d events, %d outputs, exact", cycles, len(all), len(outs))
 }
@@ -185,18 +195,25 @@ func feed(t *testing.T, addrs []string, batch, batches int, every time.Duration)
 		defer wg.Done()
 		ctx := context.Background()
 		for i := 0; i < batches && ctx.Err() == nil; i++ {
-			evs := make([]kafkatest.Event, batch)
-			for j := range evs {
-				n := i*batch + j
-				evs[j] = kafkatest.Event{UserID: fmt.Sprintf("u-%d", (n*7919)%97), Event: "view_item",
-					TS: 1_700_000_000_000 + int64(n), EventID: fmt.Sprintf("e-%d", n)}
-			}
+			evs := feedBatch(i, batch)
 			kafkatest.ProduceEvents(t, addrs, "events", evs)
 			all = append(all, evs...)
 			time.Sleep(every)
 		}
 	}()
 	return func() []kafkatest.Event { wg.Wait(); return all }
+}
+
+// feedBatch returns the i-th batch of n events of feed: view_item events of
+// 97 users, with increasing timestamps and unique event ids.
+func feedBatch(i, n int) []kafkatest.Event {
+	evs := make([]kafkatest.Event, n)
+	for j := range evs {
+		k := i*n + j
+		evs[j] = kafkatest.Event{UserID: fmt.Sprintf("u-%d", (k*7919)%97), Event: "view_item",
+			TS: 1_700_000_000_000 + int64(k), EventID: fmt.Sprintf("e-%d", k)}
+	}
+	return evs
 }
 
 // TestZombieAddsNothing freezes one of two instances (SIGSTOP) for longer
@@ -238,7 +255,9 @@ func TestZombieAddsNothing(t *testing.T) {
 			t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 		}
 	}
-	kafkatest.ReportChaos(t, "zombie (SIGSTOP past the session timeout, SIGCONT)", 1, kafkatest.TallyCounts(all, outs), 0)
+	txns := kafkatest.CheckTransactions(t, addrs, "counts")
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "zombie (SIGSTOP past the session timeout, SIGCONT)", Cycles: 1,
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns})
 	kafkatest.CheckCounts(t, all, outs)
 }
 
@@ -296,6 +315,8 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if code := c.term(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 	}
-	kafkatest.ReportChaos(t, "broker restart mid-backlog", 1, kafkatest.TallyCounts(all, outs), 0)
+	txns := kafkatest.CheckTransactions(t, addrs, "counts")
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "broker restart mid-backlog", Cycles: 1,
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns})
 	kafkatest.CheckCounts(t, all, outs)
 }

@@ -17,6 +17,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/cairn-cjo/cairn/internal/failpoint"
 )
 
 const usage = `usage: processor <command> [flags]
@@ -35,6 +37,11 @@ Run 'processor <command> -h' for the flags of a command.
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	if err := failpoint.Check(); err != nil {
+		// A typo must not run a crash test without its crash.
+		fmt.Fprintf(os.Stderr, "processor: %v\n", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -66,32 +66,6 @@ func waitConsumed(t *testing.T, addrs []string, group, topic string) {
 	t.Fatalf("group %s did not consume %s within 120s", group, topic)
 }
 
-// waitNoOpenTransactions waits until every partition of topic has its last
-// stable offset at its high watermark: no transaction is left open, for
-// example by an instance killed mid-transaction that never came back (the
-// broker aborts it after the transaction timeout).
-func waitNoOpenTransactions(t *testing.T, adm *kadm.Client, topic string) {
-	t.Helper()
-	ctx := context.Background()
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		lso, err1 := adm.ListCommittedOffsets(ctx, topic)
-		hwm, err2 := adm.ListEndOffsets(ctx, topic)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		open := false
-		hwm.Each(func(o kadm.ListedOffset) {
-			if l, ok := lso.Lookup(topic, o.Partition); !ok || l.Offset != o.Offset {
-				open = true
-			}
-		})
-		if !open {
-			return
-		}
-	}
-	t.Fatalf("%s still has an open transaction after 60s", topic)
-}
-
 // outputs returns, per output topic, the committed records as "key value"
 // lines, sorted, so two runs compare byte for byte whatever the interleaving
 // across partitions.
@@ -105,7 +79,7 @@ func outputs(t *testing.T, addrs []string) map[string][]string {
 	out := map[string][]string{}
 	for _, name := range topics.Names() {
 		if strings.HasPrefix(name, "actions.") || strings.HasPrefix(name, "counts.") || strings.HasSuffix(name, "-aggregates") {
-			waitNoOpenTransactions(t, adm, name)
+			kafkatest.WaitNoOpenTransactions(t, addrs, name)
 		}
 		switch {
 		case strings.HasPrefix(name, "actions.") || strings.HasPrefix(name, "counts."):

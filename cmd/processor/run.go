@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/api"
+	"github.com/cairn-cjo/cairn/internal/failpoint"
 	"github.com/cairn-cjo/cairn/operators"
 	"github.com/cairn-cjo/cairn/state"
 )
@@ -85,6 +86,9 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 	go func() { _ = srv.Serve(ctx) }()
 	if started != nil {
 		started(inst)
+	}
+	if p, ok := failpoint.Armed(); ok {
+		log.Warn("failpoint armed: this process will SIGKILL itself (tests only)", "env", failpoint.EnvVar, "failpoint", p.String())
 	}
 	log.Info("cairn instance starting", "app_id", ecfg.AppID, "instance", ecfg.InstanceID,
 		"input", ecfg.InputTopic, "http", srv.Addr(), "operators", len(set.Operators))

@@ -81,8 +81,9 @@ func TestRebalanceStorm(t *testing.T) {
 	for id := range live {
 		stop(id)
 	}
-	kafkatest.ReportChaos(t, fmt.Sprintf("rebalance storm (join or leave every %s–%s)", lo, hi), changes,
-		kafkatest.TallyCounts(all, outs), converged)
+	txns := kafkatest.CheckTransactions(t, addrs, "counts")
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: fmt.Sprintf("rebalance storm (join or leave every %s–%s)", lo, hi),
+		Cycles: changes, Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Recovery: converged})
 	kafkatest.CheckCounts(t, all, outs)
 	t.Logf("%d joins, %d leaves, %d events, %d outputs, exact", joins, leaves, len(all), len(outs))
 }

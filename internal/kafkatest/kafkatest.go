@@ -69,6 +69,12 @@ type Event struct {
 // (murmur2) partitioner, and waits for every ack.
 func ProduceEvents(t testing.TB, addrs []string, topic string, evs []Event) {
 	t.Helper()
+	ProduceRecords(t, addrs, EventRecords(t, topic, evs))
+}
+
+// EventRecords returns evs as records of topic, keyed by user.
+func EventRecords(t testing.TB, topic string, evs []Event) []*kgo.Record {
+	t.Helper()
 	rs := make([]*kgo.Record, len(evs))
 	for i, ev := range evs {
 		b, err := json.Marshal(ev)
@@ -77,7 +83,7 @@ func ProduceEvents(t testing.TB, addrs []string, topic string, evs []Event) {
 		}
 		rs[i] = &kgo.Record{Topic: topic, Key: []byte(ev.UserID), Value: b}
 	}
-	ProduceRecords(t, addrs, rs)
+	return rs
 }
 
 // ProduceRecords produces rs and waits for every ack.

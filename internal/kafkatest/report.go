@@ -8,29 +8,40 @@ import (
 	"time"
 )
 
-// ReportChaos appends a row for a fault scenario to the markdown file named
-// by $CAIRN_CHAOS_REPORT (make chaos sets it to bench/CHAOS.md), writing the
-// table header first if the file is new. Without the variable it does
-// nothing.
-func ReportChaos(t testing.TB, scenario string, cycles int, c Tally, recovery time.Duration) {
+// ChaosRow is one fault scenario run, as reported in bench/CHAOS.md.
+type ChaosRow struct {
+	Scenario string
+	Cycles   int   // faults injected
+	Tally    Tally // the committed outputs checked against the inputs
+	// Txns are the transactions of the output topics after the run; nil
+	// when not measured.
+	Txns *TxnStats
+	// Recovery is the time from the start of the final, fault-free
+	// instance to the last output; 0 when not measured.
+	Recovery time.Duration
+}
+
+// chaosHeader is the table header of bench/CHAOS.md; rows have one cell per
+// column.
+const chaosHeader = "| when (UTC) | scenario | cycles | events | outputs | lost | duplicated | out of order | aborted txns | hanging txns | final run to all outputs | 95% bound |\n"
+
+// ReportChaos appends row to the markdown file named by $CAIRN_CHAOS_REPORT
+// (make chaos sets it to bench/CHAOS.md), writing the title and table
+// header first if the file is new. Without the variable it does nothing.
+func ReportChaos(t testing.TB, row ChaosRow) {
 	t.Helper()
 	path := os.Getenv("CAIRN_CHAOS_REPORT")
 	if path == "" {
 		return
 	}
-	bound := "—"
-	if cycles >= 3 && c.Exact() {
-		bound = fmt.Sprintf("%.1f%%", 300/float64(cycles)) // rule of three: 0 failures in N trials
-	}
-	row := fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s |\n",
-		time.Now().UTC().Format("2006-01-02 15:04"), scenario, cycles, c.Events, c.Outputs,
-		c.Lost, c.Duplicated, c.OutOfOrder, recovery.Round(100*time.Millisecond), bound)
 	header := ""
 	if _, err := os.Stat(path); os.IsNotExist(err) {
 		header = "# Fault campaign results\n\nWritten by `make chaos`; each row is one scenario run. " +
+			"\"aborted txns\" counts abort markers on the output topics (one per partition an aborted transaction wrote to), " +
+			"read with read_uncommitted: above zero, faults struck while transactions were open. " +
+			"\"hanging txns\" counts output partitions whose last stable offset is below the high watermark at the end (must be 0). " +
 			"The last column is the 95% upper bound on the per-cycle failure rate when no cycle failed (≈ 3/N).\n\n" +
-			"| when (UTC) | scenario | cycles | events | outputs | lost | duplicated | out of order | final run to all outputs | 95% bound |\n" +
-			"|" + strings.Repeat("---|", 10) + "\n"
+			chaosHeader + "|" + strings.Repeat("---|", strings.Count(chaosHeader, "|")-1) + "\n"
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -38,7 +49,23 @@ func ReportChaos(t testing.TB, scenario string, cycles int, c Tally, recovery ti
 		return
 	}
 	defer f.Close()
-	if _, err := f.WriteString(header + row); err != nil {
+	if _, err := f.WriteString(header + row.markdown(time.Now())); err != nil {
 		t.Errorf("writing chaos report: %v", err)
 	}
+}
+
+// markdown formats the row as a table line of chaosHeader's columns.
+func (r ChaosRow) markdown(now time.Time) string {
+	c := r.Tally
+	bound := "—"
+	if r.Cycles >= 3 && c.Exact() {
+		bound = fmt.Sprintf("%.1f%%", 300/float64(r.Cycles)) // rule of three: 0 failures in N trials
+	}
+	aborted, open := "—", "—"
+	if r.Txns != nil {
+		aborted, open = fmt.Sprint(r.Txns.Aborted), fmt.Sprint(r.Txns.Open)
+	}
+	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s |\n",
+		now.UTC().Format("2006-01-02 15:04"), r.Scenario, r.Cycles, c.Events, c.Outputs,
+		c.Lost, c.Duplicated, c.OutOfOrder, aborted, open, r.Recovery.Round(100*time.Millisecond), bound)
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/internal/failpoint"
 	"github.com/cairn-cjo/cairn/operators/segment"
 )
 
@@ -218,6 +219,7 @@ func (o *Operator) broadcastSlice(pctx *engine.Context, id string, def *journeyD
 			return 0, false, fmt.Errorf("reading journey stats: %w", r.err)
 		}
 		last = r
+		failpoint.Inject(failpoint.MidBroadcast)
 	}
 	if last != nil {
 		err = last.flushStats()

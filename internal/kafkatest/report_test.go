@@ -1,0 +1,56 @@
+package kafkatest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestChaosRowHasOneCellPerColumn(t *testing.T) {
+	cols := strings.Count(chaosHeader, "|")
+	now := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		row  ChaosRow
+		want string
+	}{
+		{"measured", ChaosRow{Scenario: "s", Cycles: 100, Tally: Tally{Events: 5, Outputs: 5},
+			Txns: &TxnStats{Aborted: 7, Open: 0}, Recovery: 1234 * time.Millisecond},
+			"| 2026-01-02 03:04 | s | 100 | 5 | 5 | 0 | 0 | 0 | 7 | 0 | 1.2s | 3.0% |\n"},
+		{"txns not measured", ChaosRow{Scenario: "s", Cycles: 1, Tally: Tally{Events: 5, Outputs: 5}},
+			"| 2026-01-02 03:04 | s | 1 | 5 | 5 | 0 | 0 | 0 | — | — | 0s | — |\n"},
+		{"not exact: no bound", ChaosRow{Scenario: "s", Cycles: 10, Tally: Tally{Events: 5, Outputs: 6, Duplicated: 1}},
+			"| 2026-01-02 03:04 | s | 10 | 5 | 6 | 0 | 1 | 0 | — | — | 0s | — |\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.row.markdown(now)
+			if got != tc.want {
+				t.Fatalf("got  %q\nwant %q", got, tc.want)
+			}
+			if n := strings.Count(got, "|"); n != cols {
+				t.Fatalf("%d separators, header has %d", n, cols)
+			}
+		})
+	}
+}
+
+func TestReportChaosWritesHeaderOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "CHAOS.md")
+	t.Setenv("CAIRN_CHAOS_REPORT", path)
+	for i := 0; i < 2; i++ {
+		ReportChaos(t, ChaosRow{Scenario: "x", Cycles: 3, Tally: Tally{Events: 1, Outputs: 1}})
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), chaosHeader); n != 1 {
+		t.Fatalf("header written %d times:\n%s", n, b)
+	}
+	if n := strings.Count(string(b), "| x | 3 |"); n != 2 {
+		t.Fatalf("%d rows, want 2:\n%s", n, b)
+	}
+}
