@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/broker"
@@ -23,19 +24,24 @@ import (
 )
 
 // TestEngineCommitPathFaults injects broker errors on the commit path:
-// EndTxn and TxnOffsetCommit failures, including a TxnOffsetCommit that is
-// applied but answered with a timeout. The engine aborts or rebuilds its
+// EndTxn, TxnOffsetCommit, AddPartitionsToTxn and Produce failures,
+// including a TxnOffsetCommit that is applied but answered with a timeout
+// and timeouts of EndTxn, whose outcome the engine cannot know. The engine aborts or rebuilds its
 // session, and the committed outputs stay exact.
 func TestEngineCommitPathFaults(t *testing.T) {
 	cases := []struct {
-		name  string
-		fault kfake.Fault
+		name   string
+		fault  kfake.Fault
+		kafka3 bool // talk as to Kafka 3.x: partitions join a transaction through AddPartitionsToTxn, not implicitly (KIP-890)
 	}{
-		{"end-txn-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.UnknownServerError, Count: 3}},
-		{"end-txn-concurrent-transactions", kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.ConcurrentTransactions, Count: 3}},
-		{"txn-offset-commit-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.UnknownServerError, Count: 3}},
-		{"txn-offset-commit-timeout-after-apply", kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.RequestTimedOut, Count: 3}},
-		{"produce-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: countsOut, Err: kerr.UnknownServerError, Count: 2}},
+		{"end-txn-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.UnknownServerError, Count: 3}, false},
+		{"end-txn-concurrent-transactions", kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.ConcurrentTransactions, Count: 3}, false},
+		{"txn-offset-commit-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.UnknownServerError, Count: 3}, false},
+		{"txn-offset-commit-timeout-after-apply", kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.RequestTimedOut, Count: 3}, false},
+		{"end-txn-timeout", kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.RequestTimedOut, Count: 2}, false},
+		{"add-partitions-to-txn-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.AddPartitionsToTxn}, Err: kerr.UnknownServerError, Count: 3}, true},
+		{"add-partitions-to-txn-concurrent-transactions", kfake.Fault{Keys: []kmsg.Key{kmsg.AddPartitionsToTxn}, Err: kerr.ConcurrentTransactions, Count: 3}, true},
+		{"produce-unknown-server-error", kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: countsOut, Err: kerr.UnknownServerError, Count: 2}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,7 +50,11 @@ func TestEngineCommitPathFaults(t *testing.T) {
 			kafkatest.CreateTopic(t, addrs, input, 4, nil)
 			first := genEvents("a", 20, 400, 1_700_000_000_000)
 			kafkatest.ProduceEvents(t, addrs, input, first)
-			startInstance(t, addrs, "one", t.TempDir(), nil)
+			var mut func(*engine.Config)
+			if tc.kafka3 {
+				mut = func(c *engine.Config) { c.ClientOpts = append(c.ClientOpts, kgo.MaxVersions(kversion.V3_7_0())) }
+			}
+			startInstance(t, addrs, "one", t.TempDir(), mut)
 			kafkatest.WaitCounts(t, addrs, countsOut, len(first))
 			h := b.Cluster().Fault(tc.fault)
 			second := genEvents("b", 20, 400, 1_700_000_010_000)

@@ -99,7 +99,52 @@ func startChildEnv(t *testing.T, env []string, args ...string) *child {
 			t.Logf("log of processor pid %d:\n%s", cmd.Process.Pid, b)
 		}
 	})
-	return &child{cmd: cmd, log: logf}
+	c := &child{cmd: cmd, log: logf}
+	childrenOf.mu.Lock()
+	childrenOf.m[t.Name()] = append(childrenOf.m[t.Name()], c)
+	childrenOf.mu.Unlock()
+	return c
+}
+
+// childrenOf records the children each test started, for recoveries.
+var childrenOf = struct {
+	mu sync.Mutex
+	m  map[string][]*child
+}{m: map[string][]*child{}}
+
+// recoveries returns, for each child t started that got partitions, the
+// time from its start ("cairn instance starting") to its first assignment
+// ("partitions assigned", logged once their state is restored): how long a
+// restarted instance takes to process again, restore and the group's wait
+// for a dead member included. Read from the children's logs, so measuring
+// it does not change when the test kills them.
+func recoveries(t *testing.T) []time.Duration {
+	childrenOf.mu.Lock()
+	cs := childrenOf.m[t.Name()]
+	childrenOf.mu.Unlock()
+	var out []time.Duration
+	for _, c := range cs {
+		b, _ := os.ReadFile(c.log.Name())
+		start, ok1 := logTime(string(b), `msg="cairn instance starting"`)
+		ready, ok2 := logTime(string(b), `msg="partitions assigned"`)
+		if ok1 && ok2 {
+			out = append(out, ready.Sub(start))
+		}
+	}
+	return out
+}
+
+// logTime returns the time of the first slog text line containing s.
+func logTime(log, s string) (time.Time, bool) {
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, s) || !strings.HasPrefix(line, "time=") {
+			continue
+		}
+		ts, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		return at, err == nil
+	}
+	return time.Time{}, false
 }
 
 // waitLog waits until the child's log contains s (the child runs at log
@@ -177,7 +222,7 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	txns := kafkatest.CheckTransactions(t, addrs, "counts")
 	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "SIGKILL at random moments", Cycles: cycles,
-		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Recovery: converged})
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Recovery: converged, Seed: seed, Restarts: recoveries(t)})
 	kafkatest.CheckCounts(t, all, outs)
 	t.Logf("%d kills, %d events, %d outputs, exact", cycles, len(all), len(outs))
 }
@@ -257,7 +302,7 @@ func TestZombieAddsNothing(t *testing.T) {
 	}
 	txns := kafkatest.CheckTransactions(t, addrs, "counts")
 	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "zombie (SIGSTOP past the session timeout, SIGCONT)", Cycles: 1,
-		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns})
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Restarts: recoveries(t)})
 	kafkatest.CheckCounts(t, all, outs)
 }
 
@@ -317,6 +362,6 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	}
 	txns := kafkatest.CheckTransactions(t, addrs, "counts")
 	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "broker restart mid-backlog", Cycles: 1,
-		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns})
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Restarts: recoveries(t)})
 	kafkatest.CheckCounts(t, all, outs)
 }

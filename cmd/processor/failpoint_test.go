@@ -108,6 +108,7 @@ type scenario struct {
 	// base returns the most hits a new instance makes catching up with
 	// backlog input records; the drawn hit comes after them.
 	base func(backlog int64) int
+	seed uint64 // of the kill campaign, for the report
 }
 
 // args returns the flags of the scenario's instances: one stable instance
@@ -126,6 +127,7 @@ func (sc *scenario) args(stateDir string, extra ...string) []string {
 func (sc *scenario) killCampaign(t *testing.T, args func(i int) []string) (missed int) {
 	t.Helper()
 	seed := uint64(time.Now().UnixNano())
+	sc.seed = seed
 	rng := rand.New(rand.NewPCG(seed, 11))
 	hits := make([]string, sc.cycles)
 	for i := range hits {
@@ -370,7 +372,7 @@ func finishCounter(t *testing.T, sc *scenario, args []string, all []kafkatest.Ev
 	}
 	txns := kafkatest.CheckTransactions(t, sc.addrs, "counts")
 	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "SIGKILL at failpoint " + sc.point, Cycles: sc.cycles - missed,
-		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Recovery: converged})
+		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Recovery: converged, Seed: sc.seed, Restarts: recoveries(t)})
 	kafkatest.CheckCounts(t, all, outs)
 	t.Logf("%d kills, %d events, %d outputs, exact; %d abort and %d commit markers, %d aborted records",
 		sc.cycles-missed, len(all), len(outs), txns.Aborted, txns.Committed, txns.AbortedRecords)
@@ -458,7 +460,7 @@ func broadcastFailpoints(t *testing.T, sc scenario) kafkatest.TxnStats {
 	ticks := broadcastTicks(evs[len(evs)-1].TS)
 	tally := tallyBroadcast(t, kafkatest.ReadCommitted(t, sc.addrs, "actions.push"), users, ticks)
 	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "SIGKILL at failpoint " + sc.point + " (events = expected actions)",
-		Cycles: sc.cycles - missed, Tally: tally, Txns: &txns, Recovery: converged})
+		Cycles: sc.cycles - missed, Tally: tally, Txns: &txns, Recovery: converged, Seed: sc.seed, Restarts: recoveries(t)})
 	if !tally.Exact() {
 		t.Errorf("broadcast actions not exactly once: %+v", tally)
 	}

@@ -3,6 +3,9 @@ package kafkatest
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +22,16 @@ type ChaosRow struct {
 	// Recovery is the time from the start of the final, fault-free
 	// instance to the last output; 0 when not measured.
 	Recovery time.Duration
+	// Restarts are, per instance started during the run, the time from its
+	// start to processing again (partitions assigned and restored).
+	Restarts []time.Duration
+	// Seed seeds the run's random choices; 0 when it has none.
+	Seed uint64
 }
 
 // chaosHeader is the table header of bench/CHAOS.md; rows have one cell per
 // column.
-const chaosHeader = "| when (UTC) | scenario | cycles | events | outputs | lost | duplicated | out of order | aborted txns | hanging txns | final run to all outputs | 95% bound |\n"
+const chaosHeader = "| when (UTC) | scenario | cycles | events | outputs | lost | duplicated | out of order | aborted txns | hanging txns | restart to processing p50 / p99 (n) | final run to all outputs | 95% bound | seed | versions |\n"
 
 // ReportChaos appends row to the markdown file named by $CAIRN_CHAOS_REPORT
 // (make chaos sets it to bench/CHAOS.md), writing the title and table
@@ -40,6 +48,7 @@ func ReportChaos(t testing.TB, row ChaosRow) {
 			"\"aborted txns\" counts abort markers on the output topics (one per partition an aborted transaction wrote to), " +
 			"read with read_uncommitted: above zero, faults struck while transactions were open. " +
 			"\"hanging txns\" counts output partitions whose last stable offset is below the high watermark at the end (must be 0). " +
+			"\"restart to processing\" is, over the instances started during the run, the time from a start to its partitions being assigned and restored (the group's wait for a dead member included). " +
 			"The last column is the 95% upper bound on the per-cycle failure rate when no cycle failed (≈ 3/N).\n\n" +
 			chaosHeader + "|" + strings.Repeat("---|", strings.Count(chaosHeader, "|")-1) + "\n"
 	}
@@ -65,7 +74,38 @@ func (r ChaosRow) markdown(now time.Time) string {
 	if r.Txns != nil {
 		aborted, open = fmt.Sprint(r.Txns.Aborted), fmt.Sprint(r.Txns.Open)
 	}
-	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s |\n",
+	restarts, seed := "—", "—"
+	if len(r.Restarts) > 0 {
+		d := slices.Clone(r.Restarts)
+		slices.Sort(d)
+		pct := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
+		restarts = fmt.Sprintf("%s / %s (%d)", pct(0.5).Round(10*time.Millisecond), pct(0.99).Round(10*time.Millisecond), len(d))
+	}
+	if r.Seed != 0 {
+		seed = fmt.Sprint(r.Seed)
+	}
+	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n",
 		now.UTC().Format("2006-01-02 15:04"), r.Scenario, r.Cycles, c.Events, c.Outputs,
-		c.Lost, c.Duplicated, c.OutOfOrder, aborted, open, r.Recovery.Round(100*time.Millisecond), bound)
+		c.Lost, c.Duplicated, c.OutOfOrder, aborted, open, restarts, r.Recovery.Round(100*time.Millisecond), bound, seed, versions())
+}
+
+// versions names the Go toolchain and the versions of franz-go, kfake and
+// Pebble the test binary was built with.
+func versions() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return runtime.Version()
+	}
+	out := []string{bi.GoVersion}
+	for _, m := range bi.Deps {
+		switch m.Path {
+		case "github.com/twmb/franz-go", "github.com/twmb/franz-go/pkg/kfake", "github.com/cockroachdb/pebble/v2":
+			v := m.Version
+			if i := strings.LastIndexByte(v, '-'); strings.HasPrefix(v, "v0.0.0-") && i > 0 {
+				v = v[i+1:][:7] // a pseudo-version: its commit
+			}
+			out = append(out, strings.TrimPrefix(m.Path, "github.com/")+" "+v)
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -17,12 +17,13 @@ func TestChaosRowHasOneCellPerColumn(t *testing.T) {
 		want string
 	}{
 		{"measured", ChaosRow{Scenario: "s", Cycles: 100, Tally: Tally{Events: 5, Outputs: 5},
-			Txns: &TxnStats{Aborted: 7, Open: 0}, Recovery: 1234 * time.Millisecond},
-			"| 2026-01-02 03:04 | s | 100 | 5 | 5 | 0 | 0 | 0 | 7 | 0 | 1.2s | 3.0% |\n"},
+			Txns: &TxnStats{Aborted: 7, Open: 0}, Recovery: 1234 * time.Millisecond, Seed: 42,
+			Restarts: []time.Duration{3 * time.Second, time.Second, 2 * time.Second}},
+			"| 2026-01-02 03:04 | s | 100 | 5 | 5 | 0 | 0 | 0 | 7 | 0 | 2s / 3s (3) | 1.2s | 3.0% | 42 | " + versions() + " |\n"},
 		{"txns not measured", ChaosRow{Scenario: "s", Cycles: 1, Tally: Tally{Events: 5, Outputs: 5}},
-			"| 2026-01-02 03:04 | s | 1 | 5 | 5 | 0 | 0 | 0 | — | — | 0s | — |\n"},
+			"| 2026-01-02 03:04 | s | 1 | 5 | 5 | 0 | 0 | 0 | — | — | — | 0s | — | — | " + versions() + " |\n"},
 		{"not exact: no bound", ChaosRow{Scenario: "s", Cycles: 10, Tally: Tally{Events: 5, Outputs: 6, Duplicated: 1}},
-			"| 2026-01-02 03:04 | s | 10 | 5 | 6 | 0 | 1 | 0 | — | — | 0s | — |\n"},
+			"| 2026-01-02 03:04 | s | 10 | 5 | 6 | 0 | 1 | 0 | — | — | — | 0s | — | — | " + versions() + " |\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
