@@ -102,6 +102,26 @@ func outputs(t *testing.T, addrs []string) map[string][]string {
 	return out
 }
 
+// multisetDiff counts the lines of want missing from got (lost) and the
+// lines of got beyond their count in want (duplicated or wrong).
+func multisetDiff(want, got []string) (lost, dup int) {
+	n := map[string]int{}
+	for _, l := range want {
+		n[l]++
+	}
+	for _, l := range got {
+		n[l]--
+	}
+	for _, c := range n {
+		if c > 0 {
+			lost += c
+		} else {
+			dup -= c
+		}
+	}
+	return lost, dup
+}
+
 // stateDigest returns a digest of every key and value of the store in dir
 // but the partitions' markers, which hold changelog offsets and so depend
 // on how many transactions aborted. Two stores that processed the same
@@ -154,7 +174,12 @@ func TestJourneyReplayUnderCrashesIsByteIdentical(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real processes")
 	}
-	evs := demoLog(7, 200, 15000)
+	kills := 8
+	if os.Getenv("CAIRN_CHAOS_CYCLES") != "" {
+		kills = crashCycles()
+	}
+	evs := demoLog(7, 200, 15000*max(1, kills/8)) // enough input for the kills to land while it flows
+	seed := uint64(time.Now().UnixNano())
 	run := func(chaos bool) (map[string][]string, string) {
 		b := kafkatest.Start(t, broker.Options{})
 		addrs := b.Addrs()
@@ -166,8 +191,8 @@ func TestJourneyReplayUnderCrashesIsByteIdentical(t *testing.T) {
 				"--commit-interval", "30ms", "--session-timeout", "2s", "--rebalance-timeout", "5s", "--transaction-timeout", "8s", "--log-level", "info"}
 		}
 		if chaos {
-			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
-			for i := 0; i < 8; i++ {
+			rng := rand.New(rand.NewPCG(seed, 5))
+			for i := 0; i < kills; i++ {
 				c := startChild(t, args("a", t.TempDir())...)
 				c.waitLog(t, "cairn instance starting")
 				time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
@@ -195,13 +220,19 @@ func TestJourneyReplayUnderCrashesIsByteIdentical(t *testing.T) {
 		t.Errorf("state after crashes (restored from the changelog) has digest %s, the crash-free run's %s", crashedState, cleanState)
 	}
 	total := 0
+	var tally kafkatest.Tally
 	for topic, want := range clean {
 		got := crashed[topic]
 		total += len(want)
+		lost, dup := multisetDiff(want, got)
+		tally.Events, tally.Outputs = tally.Events+len(want), tally.Outputs+len(got)
+		tally.Lost, tally.Duplicated = tally.Lost+lost, tally.Duplicated+dup
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%s: %d records after crashes, %d in the clean run, or different bytes", topic, len(got), len(want))
 		}
 	}
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "journeys, segments and funnels (examples), SIGKILL at random moments; events and outputs = records of the crash-free run and of the crashed one, compared byte for byte",
+		Cycles: kills, Tally: tally, Seed: seed, Restarts: recoveries(t)})
 	if len(crashed) != len(clean) || total < 100 {
 		t.Fatalf("topics %d vs %d, %d actions in all: the log must trigger journeys", len(crashed), len(clean), total)
 	}
