@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/internal/kafkasec"
 )
 
 // Config is everything `processor run` takes. Each field is a flag; each
@@ -18,20 +19,21 @@ import (
 // of the same name in the --config YAML file. Precedence: flag, then
 // environment, then file, then the default. docs/operations.md lists them.
 type Config struct {
-	Brokers        string        // --brokers: comma-separated seed brokers
-	AppID          string        // --app-id: consumer group and internal topic prefix
-	InputTopic     string        // --input-topic
-	StateDir       string        // --state-dir: Pebble directory
-	Definitions    string        // --definitions: directory of YAML definitions
-	HTTP           string        // --http: metrics, health and API address
-	CommitInterval time.Duration // --commit-interval
-	InstanceID     string        // --instance-id: default hostname-pid
-	SessionTimeout time.Duration // --session-timeout: group session timeout
-	RebalanceTime  time.Duration // --rebalance-timeout: how long a rebalance waits for members to rejoin
-	TxnTimeout     time.Duration // --transaction-timeout: broker-side transaction timeout
-	IdleAdvance    bool          // --idle-advance: let the wall clock move idle partitions' clocks
-	MinFreeDiskMB  int64         // --min-free-disk-mb: stop before the state disk fills up
-	LogLevel       string        // --log-level: debug, info, warn, error
+	Brokers        string           // --brokers: comma-separated seed brokers
+	AppID          string           // --app-id: consumer group and internal topic prefix
+	InputTopic     string           // --input-topic
+	StateDir       string           // --state-dir: Pebble directory
+	Definitions    string           // --definitions: directory of YAML definitions
+	HTTP           string           // --http: metrics, health and API address
+	CommitInterval time.Duration    // --commit-interval
+	InstanceID     string           // --instance-id: default hostname-pid
+	SessionTimeout time.Duration    // --session-timeout: group session timeout
+	RebalanceTime  time.Duration    // --rebalance-timeout: how long a rebalance waits for members to rejoin
+	TxnTimeout     time.Duration    // --transaction-timeout: broker-side transaction timeout
+	IdleAdvance    bool             // --idle-advance: let the wall clock move idle partitions' clocks
+	MinFreeDiskMB  int64            // --min-free-disk-mb: stop before the state disk fills up
+	Kafka          kafkasec.Options // --kafka-tls*, --kafka-sasl-*: how to connect to the brokers
+	LogLevel       string           // --log-level: debug, info, warn, error
 }
 
 // bindFlags registers c's flags with their defaults on fs.
@@ -50,6 +52,20 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.IdleAdvance, "idle-advance", true, "advance idle partitions' clocks with the wall clock (false: pure event time, for replays)")
 	fs.Int64Var(&c.MinFreeDiskMB, "min-free-disk-mb", 64, "stop cleanly when the state directory's disk has less free space than this (MiB; -1: never)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	bindKafkaFlags(fs, &c.Kafka)
+}
+
+// bindKafkaFlags registers the Kafka TLS and SASL flags.
+func bindKafkaFlags(fs *flag.FlagSet, k *kafkasec.Options) {
+	fs.BoolVar(&k.TLS, "kafka-tls", false, "connect to the brokers over TLS, trusting the system's roots")
+	fs.StringVar(&k.CAFile, "kafka-tls-ca", "", "PEM file of the roots to trust instead of the system's (implies --kafka-tls)")
+	fs.StringVar(&k.CertFile, "kafka-tls-cert", "", "PEM client certificate for mutual TLS (with --kafka-tls-key)")
+	fs.StringVar(&k.KeyFile, "kafka-tls-key", "", "PEM private key of --kafka-tls-cert")
+	fs.StringVar(&k.ServerName, "kafka-tls-server-name", "", "name to verify in the brokers' certificates (default: the host dialed)")
+	fs.StringVar(&k.Mechanism, "kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: no SASL)")
+	fs.StringVar(&k.User, "kafka-sasl-user", "", "SASL user")
+	fs.StringVar(&k.Password, "kafka-sasl-password", "", "SASL password; prefer CAIRN_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file to keep it off the command line")
+	fs.StringVar(&k.PasswordFile, "kafka-sasl-password-file", "", "file holding the SASL password")
 }
 
 // Validate reports every invalid field.
@@ -67,9 +83,15 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Engine returns the engine configuration.
-func (c *Config) Engine() engine.Config {
+// Engine returns the engine configuration, with the Kafka security options
+// applied to every client; errors name the flags at fault.
+func (c *Config) Engine() (engine.Config, error) {
+	opts, err := c.Kafka.ClientOpts()
+	if err != nil {
+		return engine.Config{}, err
+	}
 	return engine.Config{
+		ClientOpts:         opts,
 		Brokers:            splitList(c.Brokers),
 		AppID:              c.AppID,
 		InputTopic:         c.InputTopic,
@@ -80,7 +102,7 @@ func (c *Config) Engine() engine.Config {
 		TransactionTimeout: c.TxnTimeout,
 		DisableIdleAdvance: !c.IdleAdvance,
 		MinFreeDisk:        minFreeDisk(c.MinFreeDiskMB),
-	}
+	}, nil
 }
 
 // parseConfig parses args into fs, then fills every flag not given on the

@@ -35,7 +35,11 @@ func TestConfigPrecedence(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
 		}
 	}
-	if got := c.Engine().Brokers; len(got) != 2 || got[1] != "b:2" {
+	ecfg, err := c.Engine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ecfg.Brokers; len(got) != 2 || got[1] != "b:2" {
 		t.Errorf("engine brokers = %v", got)
 	}
 }

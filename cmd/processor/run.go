@@ -42,7 +42,10 @@ type instance struct {
 // runInstance builds and runs an instance until ctx is canceled. started, if
 // not nil, is called once the HTTP server listens.
 func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*instance)) error {
-	ecfg := c.Engine()
+	ecfg, err := c.Engine()
+	if err != nil {
+		return err
+	}
 	ecfg.EnsureDefaults()
 	set, err := operators.Load(c.Definitions, operators.Options{AggregatesTopic: ecfg.AggregatesTopic()})
 	if err != nil {

@@ -20,7 +20,10 @@ func cmdValidate(args []string) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	ecfg := c.Engine()
+	ecfg, err := c.Engine()
+	if err != nil {
+		return err
+	}
 	ecfg.EnsureDefaults()
 	if err := ecfg.Validate(); err != nil {
 		return err
