@@ -208,6 +208,9 @@ func TestCrashConsistency(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for i := 0; i < cycles; i++ {
 		c := startChild(t, args...)
+		if i%2 == 1 { // half the kills land while it processes, the others anywhere from the start (join, restore)
+			c.waitLog(t, "partitions assigned")
+		}
 		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
 		c.kill()
 	}

@@ -195,6 +195,9 @@ func TestJourneyReplayUnderCrashesIsByteIdentical(t *testing.T) {
 			for i := 0; i < kills; i++ {
 				c := startChild(t, args("a", t.TempDir())...)
 				c.waitLog(t, "cairn instance starting")
+				if i%2 == 1 { // half the kills land while it processes, the others anywhere from the start
+					c.waitLog(t, "partitions assigned")
+				}
 				time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
 				if i == 2 {
 					second := startChild(t, args("b", t.TempDir())...)
