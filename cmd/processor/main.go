@@ -7,6 +7,8 @@
 //	processor broker    serve the embedded Kafka-compatible broker
 //	processor validate  check definitions and config
 //	processor bench     benchmarks (bench/RESULTS.md)
+//	processor funnel    a funnel's counts in the terminal
+//	processor reset     delete an app's internal topics and group
 package main
 
 import (
@@ -30,6 +32,7 @@ commands:
   validate  check definitions (and a config file) and exit
   bench     measure throughput against a transactional passthrough
   funnel    print a funnel's counts: processor funnel <id> [--from D --to D]
+  reset     delete an app's internal topics and consumer group (asks first)
 
 Run 'processor <command> -h' for the flags of a command.
 `
@@ -61,6 +64,8 @@ func main() {
 		err = cmdBench(ctx, args)
 	case "funnel":
 		err = cmdFunnel(ctx, args)
+	case "reset":
+		err = cmdReset(ctx, args, os.Stdin, os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
