@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/broker"
 	"github.com/cairn-cjo/cairn/internal/kafkatest"
@@ -152,4 +154,42 @@ func TestEngineRestoresWipedStateFromChangelog(t *testing.T) {
 	startInstance(t, addrs, "a", dir, nil)
 	all := append(first, second...)
 	kafkatest.CheckCounts(t, all, kafkatest.WaitCounts(t, addrs, countsOut, len(all)))
+}
+
+// TestEngineRestartsCleanAfterReset resets the app (internal topics and
+// group deleted) and restarts it on the same state directory: the input is
+// read again from the start, and the counts must start again from 1, not
+// continue from the state of the old history.
+func TestEngineRestartsCleanAfterReset(t *testing.T) {
+	addrs := newBroker(t)
+	dir := t.TempDir()
+	evs := genEvents("e", 10, 300, 1_700_000_000_000)
+	kafkatest.ProduceEvents(t, addrs, input, evs)
+	a := startInstance(t, addrs, "a", dir, nil)
+	kafkatest.WaitCounts(t, addrs, countsOut, len(evs))
+	a.stop(t)
+
+	adm := kadm.NewClient(kafkatest.Client(t, addrs))
+	ctx := context.Background()
+	plan, err := engine.PlanReset(ctx, adm, engine.Config{Brokers: addrs, AppID: "test", InputTopic: input})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Topics) != 2 || !plan.GroupExists {
+		t.Fatalf("reset plan %+v", plan)
+	}
+	if err := engine.Reset(ctx, adm, plan); err != nil {
+		t.Fatal(err)
+	}
+	startInstance(t, addrs, "a", dir, nil)
+	outs := kafkatest.WaitCounts(t, addrs, countsOut, 2*len(evs))
+	perUser := map[string]uint64{}
+	for _, o := range outs {
+		perUser[o.UserID] = max(perUser[o.UserID], o.N)
+	}
+	for u, n := range perUser {
+		if n != 30 {
+			t.Errorf("user %s counted to %d, want 30 in each history", u, n)
+		}
+	}
 }

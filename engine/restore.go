@@ -22,8 +22,9 @@ const restoreStallTimeout = 30 * time.Second
 
 // restore brings the store's copy of partition p up to the changelog's last
 // stable offset, starting at the partition's marker (design §2.4). A missing
-// marker, or one older than the changelog's start (compaction or retention
-// removed what it points at), means a full restore into a wiped range.
+// marker, one older than the changelog's start (compaction or retention
+// removed what it points at) or one past its end (the topic was recreated)
+// means a full restore into a wiped range.
 func (e *Engine) restore(ctx context.Context, p int32) error {
 	start := time.Now()
 	m, err := e.readMarker(p)
@@ -34,6 +35,14 @@ func (e *Engine) restore(ctx context.Context, p int32) error {
 	logStart, end, err := e.changelogBounds(ctx, p)
 	if err != nil {
 		return err
+	}
+	if m != nil && m.ChangelogOffset > end {
+		// Past the end of the changelog: the topic was deleted and created
+		// again (processor reset) or lost its tail, so the local state
+		// belongs to another history.
+		e.log.Warn("local state is ahead of the changelog, which was recreated or truncated; restoring from scratch",
+			"partition", p, "marker", m.ChangelogOffset, "changelog_end", end)
+		m = nil
 	}
 	if m == nil || m.ChangelogOffset < logStart {
 		pre := state.PartitionPrefix(p)
