@@ -52,6 +52,13 @@ type Config struct {
 	// go on from a failed write to its log. Checked at start and about once
 	// a second. Default 64 MiB; negative disables the check.
 	MinFreeDisk int64
+	// AdvertiseHTTP is the address other instances reach this one's HTTP
+	// API at, published in its status (StatusTopic). Default: none, and
+	// requests for its partitions are not forwarded to it.
+	AdvertiseHTTP string
+	// StatusInterval is how often the instance publishes its status.
+	// Default 5s.
+	StatusInterval time.Duration
 	// ClientOpts are extra franz-go options (TLS, SASL) applied to every
 	// client the engine creates.
 	ClientOpts []kgo.Opt
@@ -79,6 +86,7 @@ func (c *Config) EnsureDefaults() {
 		c.MinFreeDisk = 64 << 20
 	}
 	setDur(&c.CommitInterval, 100*time.Millisecond)
+	setDur(&c.StatusInterval, 5*time.Second)
 	setDur(&c.MaxClockSkew, 5*time.Minute)
 	setDur(&c.TransactionTimeout, 30*time.Second)
 	setDur(&c.SessionTimeout, 10*time.Second)

@@ -77,8 +77,9 @@ type Engine struct {
 	// runSession, between sessions, when no worker is running.
 	sess *kgo.GroupTransactSession
 
-	mu      sync.Mutex // guards workers and restoring
-	workers map[int32]*worker
+	mu        sync.Mutex // guards workers and restoring
+	workers   map[int32]*worker
+	restoring map[int32]int64 // partition -> changelog records left, while restoring
 	ready   atomic.Bool
 
 	produceErr atomic.Pointer[error] // first produce error of the open transaction
@@ -125,6 +126,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.partitions, err = EnsureTopics(ctx, e.adm, e.cfg.Plan(e.ops)); err != nil {
 		return err
 	}
+	var statusWG sync.WaitGroup
+	statusCtx, stopStatus := context.WithCancel(context.Background())
+	statusWG.Add(1)
+	go e.publishStatus(statusCtx, &statusWG)
+	defer func() { stopStatus(); statusWG.Wait() }() // after the session: the tombstone comes last
 	for backoff := time.Duration(0); ; {
 		err := e.runSession(ctx)
 		if ctx.Err() != nil || errors.Is(err, ErrFatal) {

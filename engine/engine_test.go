@@ -175,7 +175,7 @@ func TestEngineRestartsCleanAfterReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Topics) != 2 || !plan.GroupExists {
+	if len(plan.Topics) != 3 || !plan.GroupExists {
 		t.Fatalf("reset plan %+v", plan)
 	}
 	if err := engine.Reset(ctx, adm, plan); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -50,9 +51,13 @@ func TestEngineCommitPathFaults(t *testing.T) {
 			kafkatest.CreateTopic(t, addrs, input, 4, nil)
 			first := genEvents("a", 20, 400, 1_700_000_000_000)
 			kafkatest.ProduceEvents(t, addrs, input, first)
-			var mut func(*engine.Config)
-			if tc.kafka3 {
-				mut = func(c *engine.Config) { c.ClientOpts = append(c.ClientOpts, kgo.MaxVersions(kversion.V3_7_0())) }
+			mut := func(c *engine.Config) {
+				if tc.kafka3 {
+					c.ClientOpts = append(c.ClientOpts, kgo.MaxVersions(kversion.V3_7_0()))
+				}
+				if os.Getenv("CAIRN_KGO_LOG") != "" {
+					c.ClientOpts = append(c.ClientOpts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)))
+				}
 			}
 			startInstance(t, addrs, "one", t.TempDir(), mut)
 			kafkatest.WaitCounts(t, addrs, countsOut, len(first))

@@ -89,7 +89,8 @@ func (l *loop) process(fs kgo.Fetches) (int, error) {
 		hwm := ftp.HighWatermark
 		w.run(&wg, func() {
 			err := w.processRecords(ftp.Records)
-			e.m.lag.WithLabelValues(w.label).Set(float64(max(0, hwm-w.next)))
+			w.lag.Store(max(0, hwm-w.next))
+			e.m.lag.WithLabelValues(w.label).Set(float64(w.lag.Load()))
 			if err != nil {
 				mu.Lock()
 				first = errors.Join(first, fmt.Errorf("processing partition %d: %w", w.p, err))
@@ -141,12 +142,30 @@ func (l *loop) commit() error {
 		l.end(kgo.TryAbort)
 		return fmt.Errorf("flushing changelog: %w", err)
 	}
-	try := kgo.TryCommit
-	if e.produceErr.Load() != nil {
-		try = kgo.TryAbort
-	}
+	return l.end(l.outcome())
+}
+
+// outcome waits until every record of the transaction is acknowledged or
+// failed, then says whether to commit it. Waiting matters: End flushes too,
+// but a record that fails during End's flush does not stop End from
+// committing, and its promise may run after a check made before End: the
+// transaction would commit without that output, which is then lost (found
+// by TestEngineCommitPathFaults under load). Flush returns after every
+// promise of the flushed records ran.
+func (l *loop) outcome() kgo.TransactionEndTry {
+	e := l.e
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.TransactionTimeout)
+	err := e.sess.Client().Flush(ctx)
+	cancel()
 	failpoint.Inject(failpoint.BeforeEndTxn)
-	return l.end(try)
+	if err != nil {
+		e.log.Warn("flushing the transaction's records failed; aborting it", "error", err)
+		return kgo.TryAbort
+	}
+	if e.produceErr.Load() != nil {
+		return kgo.TryAbort
+	}
+	return kgo.TryCommit
 }
 
 // end ends the open transaction and applies or drops every worker's state

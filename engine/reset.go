@@ -16,7 +16,7 @@ import (
 var ErrGroupActive = errors.New("the app's consumer group has members")
 
 // ResetPlan is what Reset deletes for one app: its internal topics that
-// exist (<app>-changelog, <app>-aggregates) and its consumer group, with the
+// exist (<app>-changelog, <app>-aggregates, <app>-status) and its consumer group, with the
 // group's committed input offsets. The input, its dead-letter topic and the
 // action topics are shared with producers and consumers outside the app and
 // are never deleted.
@@ -30,7 +30,7 @@ type ResetPlan struct {
 func PlanReset(ctx context.Context, adm *kadm.Client, cfg Config) (ResetPlan, error) {
 	cfg.EnsureDefaults()
 	p := ResetPlan{Group: cfg.AppID}
-	details, err := adm.ListTopics(ctx, cfg.ChangelogTopic(), cfg.AggregatesTopic())
+	details, err := adm.ListTopics(ctx, cfg.ChangelogTopic(), cfg.AggregatesTopic(), cfg.StatusTopic())
 	if err != nil {
 		return p, fmt.Errorf("listing the app's topics: %w", err)
 	}

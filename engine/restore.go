@@ -53,6 +53,8 @@ func (e *Engine) restore(ctx context.Context, p int32) error {
 	}
 	label := fmt.Sprint(p)
 	e.m.restoreRemain.WithLabelValues(label).Set(float64(max(0, end-m.ChangelogOffset)))
+	e.setRestoring(p, max(0, end-m.ChangelogOffset), false)
+	defer e.setRestoring(p, 0, true)
 	if m.ChangelogOffset < end {
 		if err := e.replay(ctx, p, m, end); err != nil {
 			return fmt.Errorf("restoring %s/%d: %w", topic, p, err)
@@ -164,6 +166,7 @@ func (e *Engine) replay(ctx context.Context, p int32, m *marker, end int64) erro
 		}
 		e.m.restoreRecords.WithLabelValues(label).Add(float64(n))
 		e.m.restoreRemain.WithLabelValues(label).Set(float64(max(0, end-m.ChangelogOffset)))
+		e.setRestoring(p, max(0, end-m.ChangelogOffset), false)
 		if n > 0 {
 			lastProgress = time.Now()
 		} else if time.Since(lastProgress) > restoreStallTimeout {

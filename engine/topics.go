@@ -24,6 +24,7 @@ type TopicPlan struct {
 	Input        string
 	CoPartition  []string // compacted, same partition count as the input
 	Plain        []string // any partition count; created with the input's
+	Single       []string // compacted, one partition (the status topic)
 	InputDefault int32    // if > 0, create a missing input with this many partitions
 }
 
@@ -31,7 +32,7 @@ type TopicPlan struct {
 // topics: <app>-changelog and <app>-aggregates (compacted, co-partitioned),
 // <input>.dlq and every declared output topic.
 func (c *Config) Plan(ops []Operator) TopicPlan {
-	p := TopicPlan{Input: c.InputTopic, CoPartition: []string{c.ChangelogTopic(), c.AggregatesTopic()}}
+	p := TopicPlan{Input: c.InputTopic, CoPartition: []string{c.ChangelogTopic(), c.AggregatesTopic()}, Single: []string{c.StatusTopic()}}
 	seen := map[string]bool{c.DLQTopic(): true}
 	p.Plain = append(p.Plain, c.DLQTopic())
 	for _, op := range ops {
@@ -56,7 +57,7 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, plan TopicPlan) (int32,
 	if err != nil {
 		return 0, err
 	}
-	details, err := adm.ListTopics(ctx, append(append([]string(nil), plan.CoPartition...), plan.Plain...)...)
+	details, err := adm.ListTopics(ctx, append(append(append([]string(nil), plan.CoPartition...), plan.Plain...), plan.Single...)...)
 	if err != nil {
 		return 0, fmt.Errorf("listing topics: %w", err)
 	}
@@ -78,6 +79,14 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, plan TopicPlan) (int32,
 			continue
 		}
 		if err := create(ctx, adm, t, n, nil); err != nil {
+			return 0, err
+		}
+	}
+	for _, t := range plan.Single {
+		if d, ok := details[t]; ok && d.Err == nil {
+			continue
+		}
+		if err := create(ctx, adm, t, 1, compact); err != nil {
 			return 0, err
 		}
 	}

@@ -40,6 +40,7 @@ type worker struct {
 	timers       int64 // committed timers of the partition
 	active       bool  // processed records in the current commit cycle
 	changelogMax atomic.Int64
+	lag          atomic.Int64 // input records behind the high watermark, as of the last poll
 }
 
 func (e *Engine) newWorker(p int32) *worker {
