@@ -27,13 +27,16 @@ type marker struct {
 
 // worker owns one input partition: its partitionCore and its goroutine. All
 // of its fields are touched only from that goroutine, through run, except
-// changelogMax, which produce promises update.
+// changelogMax and lag (atomic) and mu, stopped and tasks.
 type worker struct {
 	e     *Engine
 	p     int32
 	label string
 	core  *partitionCore
 	tasks chan func()
+
+	mu      sync.Mutex // guards stopped and sends on tasks, so that run never sends on a closed channel
+	stopped bool
 
 	marker       marker
 	next         int64 // next input offset to process
@@ -57,13 +60,31 @@ func (e *Engine) newWorker(p int32) *worker {
 	return w
 }
 
-// run executes fn on the worker's goroutine and signals wg when done.
+// run executes fn on the worker's goroutine and signals wg when done. On a
+// stopped worker it does nothing: a revoke (which may come from the
+// client's goroutine while the loop iterates over its snapshot of the
+// workers) already dropped the partition's uncommitted state, and the
+// session aborts the transaction it was in.
 func (w *worker) run(wg *sync.WaitGroup, fn func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
 	wg.Add(1)
 	w.tasks <- func() { defer wg.Done(); fn() }
 }
 
-func (w *worker) stop() { close(w.tasks) }
+// stop ends the worker's goroutine once its queued task is done. It is
+// idempotent.
+func (w *worker) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.stopped = true
+		close(w.tasks)
+	}
+}
 
 // processRecords handles one poll's records of the partition.
 func (w *worker) processRecords(rs []*kgo.Record) error {
