@@ -133,6 +133,6 @@ func bearer(h string) (string, bool) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
-	tok = strings.TrimSpace(tok)
+	tok = strings.Trim(tok, " ")
 	return tok, tok != ""
 }
