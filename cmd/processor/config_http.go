@@ -15,8 +15,8 @@ import (
 // and flag usage) shows "[redacted]" once it is set.
 type secret string
 
-func (s *secret) String() string {
-	if s == nil || *s == "" {
+func (s secret) String() string {
+	if s == "" {
 		return ""
 	}
 	return "[redacted]"
@@ -26,7 +26,7 @@ func (s *secret) String() string {
 func (s *secret) Set(v string) error { *s = secret(v); return nil }
 
 // LogValue keeps the secret out of slog lines too.
-func (s secret) LogValue() slog.Value { return slog.StringValue((&s).String()) }
+func (s secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // maxTokenFile bounds a token file: a token is tens of bytes, so anything
 // larger is the wrong file.
