@@ -66,7 +66,7 @@ FUZZTIME ?= 20s
 FUZZ_TARGETS := engine:FuzzDecodeEvent state:FuzzDecodeKey operators/defs:FuzzParse \
 	operators/journey:FuzzParseDefinition operators/funnel:FuzzDecodeRow operators/funnel:FuzzParse \
 	operators/funnel:FuzzDecodeUserState operators/segment:FuzzDecodeChunk \
-	operators/segment:FuzzDecodeDictionary operators/segment:FuzzDefinitions
+	operators/segment:FuzzDecodeDictionary operators/segment:FuzzDefinitions internal/api:FuzzAPIHandlers
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$fn ./$$pkg"; $(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; done

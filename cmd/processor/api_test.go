@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func TestAPI(t *testing.T) {
 	})
 	eventually(t, base+"/v1/journeys/hello/stats", func(code int, body string) bool { return code == 200 && strings.Contains(body, `"entered": 2`) })
 
-	resp, err := http.Post(base+"/v1/segments/vip-list/members", "text/plain", strings.NewReader("u-1\nu-3,u-4\n"))
+	resp, err := authed("POST", base+"/v1/segments/vip-list/members", apiToken, strings.NewReader("u-1\nu-3,u-4\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +85,31 @@ func TestAPI(t *testing.T) {
 	})
 }
 
-// startAPI runs an instance with apiDefs in-process, stopped with the
-// test, and returns its base URL and the broker's addresses.
+// apiToken is the mutation token of the instances of startAPI.
+const apiToken = "api-test-token-0123456789"
+
+// authed sends a request with Authorization: Bearer token (none if empty).
+func authed(method, url, token string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+// startAPI runs an instance with apiDefs and --http-token apiToken
+// in-process, stopped with the test, and returns its base URL and the
+// broker's addresses.
 func startAPI(t *testing.T) (string, []string) {
+	t.Helper()
+	return startAPIWith(t, func(c *Config) { c.HTTPToken = apiToken }, newLogger("error"))
+}
+
+// startAPIWith is startAPI with the config changed by edit and logs to log.
+func startAPIWith(t *testing.T, edit func(*Config), log *slog.Logger) (string, []string) {
 	t.Helper()
 	b := kafkatest.Start(t, broker.Options{})
 	addrs := b.Addrs()
@@ -101,15 +124,22 @@ func startAPI(t *testing.T) (string, []string) {
 	c := Config{Brokers: addrs[0], AppID: "api", InputTopic: "events", StateDir: t.TempDir(), Definitions: defs,
 		HTTP: "127.0.0.1:0", CommitInterval: 50 * time.Millisecond, InstanceID: "api-1",
 		SessionTimeout: 3 * time.Second, TxnTimeout: 10 * time.Second, IdleAdvance: true, LogLevel: "warn"}
-	go func() { done <- runInstance(ctx, c, newLogger("error"), func(i *instance) { addr <- i.srv.Addr() }) }()
+	edit(&c)
+	go func() { done <- runInstance(ctx, c, log, func(i *instance) { addr <- i.srv.Addr() }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
 	})
-	base := "http://" + <-addr
-	return base, addrs
+	select {
+	case a := <-addr:
+		return "http://" + a, addrs
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("instance did not start: %v", err)
+		return "", nil
+	}
 }
 
 // eventually polls url until ok accepts the answer, for up to 30s.
@@ -137,8 +167,7 @@ func TestAPIReplaceList(t *testing.T) {
 	eventually(t, base+"/readyz", func(code int, _ string) bool { return code == 200 })
 	send := func(method, body string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+"/v1/segments/vip-list/members", strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := authed(method, base+"/v1/segments/vip-list/members", apiToken, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +223,7 @@ func TestAPIUploadsAMillionIDsWithProgress(t *testing.T) {
 		bw.Flush()
 		pw.Close()
 	}()
-	resp, err := http.Post(base+"/v1/segments/vip-list/members?progress=1", "text/plain", pr)
+	resp, err := authed("POST", base+"/v1/segments/vip-list/members?progress=1", apiToken, pr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,11 @@ type Config struct {
 	StateDir       string           // --state-dir: Pebble directory
 	Definitions    string           // --definitions: directory of YAML definitions
 	HTTP           string           // --http: metrics, health and API address
+	HTTPToken      secret           // --http-token: bearer token of mutations (and reads); config_http.go
+	HTTPTokenFile  string           // --http-token-file: file holding --http-token
+	HTTPReadToken  secret           // --http-read-token: if set, reads (but probes and metrics) need it or --http-token
+	HTTPReadFile   string           // --http-read-token-file: file holding --http-read-token
+	HTTPInsecure   bool             // --http-insecure-mutations: mutations without a token (loopback --http only)
 	CommitInterval time.Duration    // --commit-interval
 	InstanceID     string           // --instance-id: default hostname-pid
 	SessionTimeout time.Duration    // --session-timeout: group session timeout
@@ -44,6 +49,11 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.StateDir, "state-dir", "./cairn-state", "directory of the local state store")
 	fs.StringVar(&c.Definitions, "definitions", "", "directory of journey, segment and funnel definitions (YAML)")
 	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "address of the metrics, health and API server")
+	fs.Var(&c.HTTPToken, "http-token", "bearer `token` required by every API mutation (POST, PUT, DELETE, ...); prefer CAIRN_HTTP_TOKEN or --http-token-file: a flag shows in ps")
+	fs.StringVar(&c.HTTPTokenFile, "http-token-file", "", "file holding --http-token (read once at start; surrounding whitespace ignored)")
+	fs.Var(&c.HTTPReadToken, "http-read-token", "if set, bearer `token` required by every API read except /healthz, /readyz and /metrics (--http-token is accepted too)")
+	fs.StringVar(&c.HTTPReadFile, "http-read-token-file", "", "file holding --http-read-token")
+	fs.BoolVar(&c.HTTPInsecure, "http-insecure-mutations", false, "accept API mutations without a token; only with a loopback --http (local development)")
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "longest time a transaction stays open")
 	fs.StringVar(&c.InstanceID, "instance-id", "", "unique, stable id of this instance (default hostname-pid)")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
@@ -78,6 +88,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--state-dir: required"))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.apiOptions(nil); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,4 +89,71 @@ func TestOperationsDocListsEveryOption(t *testing.T) {
 			t.Errorf("row of --%s does not give its default %q", f.Name, f.DefValue)
 		}
 	})
+}
+
+// TestHTTPSecurityConfig checks how the --http-* security flags combine
+// (config_http.go); errors name the flag and never the token.
+func TestHTTPSecurityConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const tok = "0123456789abcdef0123"
+	good, empty, big := write("good", "  "+tok+"\n"), write("empty", "\n"), write("big", strings.Repeat("x", 5000))
+	cases := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		wantErr   string // substring; "" for none
+		wantToken string
+		wantRead  string
+	}{
+		{"defaults: no tokens", nil, nil, "", "", ""},
+		{"token flag", []string{"--http-token", tok}, nil, "", tok, ""},
+		{"token from env", nil, map[string]string{"CAIRN_HTTP_TOKEN": tok}, "", tok, ""},
+		{"token file, whitespace trimmed", []string{"--http-token-file", good}, nil, "", tok, ""},
+		{"read token file from env", nil, map[string]string{"CAIRN_HTTP_READ_TOKEN_FILE": good}, "", "", tok},
+		{"token and token file", []string{"--http-token", tok, "--http-token-file", good}, nil, "--http-token and --http-token-file: give one", "", ""},
+		{"missing file", []string{"--http-token-file", filepath.Join(dir, "nope")}, nil, "--http-token-file: reading token file", "", ""},
+		{"empty file", []string{"--http-read-token-file", empty}, nil, "--http-read-token-file: reading token file " + empty + ": it is empty", "", ""},
+		{"file too large", []string{"--http-token-file", big}, nil, "is it the right file?", "", ""},
+		{"short token", []string{"--http-token", "secret"}, nil, "--http-token: too short", "", ""},
+		{"insecure on loopback", []string{"--http-insecure-mutations"}, nil, "", "", ""},
+		{"insecure on localhost", []string{"--http-insecure-mutations", "--http", "localhost:9"}, nil, "", "", ""},
+		{"insecure on ::1", []string{"--http-insecure-mutations", "--http", "[::1]:9"}, nil, "", "", ""},
+		{"insecure on every interface", []string{"--http-insecure-mutations", "--http", ":8080"}, nil, "only with a loopback --http", "", ""},
+		{"insecure on 0.0.0.0", []string{"--http-insecure-mutations", "--http", "0.0.0.0:8080"}, nil, "only with a loopback --http", "", ""},
+		{"insecure and token", []string{"--http-insecure-mutations", "--http-token-file", good}, nil, "choose one", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var c Config
+			fs := flag.NewFlagSet("run", flag.ContinueOnError)
+			c.bindFlags(fs)
+			if err := parseConfig(fs, tc.args); err != nil {
+				t.Fatal(err)
+			}
+			o, err := c.apiOptions(nil)
+			if (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("apiOptions: %v, want %q", err, tc.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), tok) {
+				t.Fatalf("the error shows the token: %v", err)
+			}
+			if err == nil && (o.Token != tc.wantToken || o.ReadToken != tc.wantRead) {
+				t.Fatalf("tokens %q, %q; want %q, %q", o.Token, o.ReadToken, tc.wantToken, tc.wantRead)
+			}
+			if s := fmt.Sprintf("%v %+v", c, c); strings.Contains(s, tok) {
+				t.Fatalf("printing the config shows the token: %s", s)
+			}
+		})
+	}
 }

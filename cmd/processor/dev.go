@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,8 +41,13 @@ func cmdDev(ctx context.Context, args []string) error {
 	}
 	defer b.Close()
 	brokers := strings.Join(b.Addrs(), ",")
+	tokenFile := filepath.Join(*dataDir, devTokenFile)
+	if err := ensureDevToken(tokenFile); err != nil {
+		return err
+	}
 	c := Config{Brokers: brokers, AppID: "cairn", InputTopic: "events", StateDir: filepath.Join(*dataDir, "state"),
-		Definitions: *defsDir, HTTP: *httpAddr, CommitInterval: 100 * time.Millisecond, InstanceID: "dev", LogLevel: "warn"}
+		Definitions: *defsDir, HTTP: *httpAddr, HTTPTokenFile: tokenFile, CommitInterval: 100 * time.Millisecond,
+		InstanceID: "dev", LogLevel: "warn"}
 	errc := make(chan error, 1)
 	started := make(chan *instance, 1)
 	go func() { errc <- runInstance(ctx, c, log, func(i *instance) { started <- i }) }()
@@ -51,7 +58,7 @@ func cmdDev(ctx context.Context, args []string) error {
 	case inst = <-started:
 	}
 	outputs := outputTopics(inst)
-	printDevBanner(brokers, *dataDir, inst, outputs)
+	printDevBanner(brokers, *dataDir, tokenFile, inst, outputs)
 	go func() {
 		_ = demo.Run(ctx, demo.Options{Brokers: b.Addrs(), Users: *users, Rate: *rate, Logger: log})
 	}()
@@ -72,7 +79,30 @@ func outputTopics(inst *instance) []string {
 	return out
 }
 
-func printDevBanner(brokers, dataDir string, inst *instance, outputs []string) {
+// devTokenFile is the API token of `processor dev`, under its --data-dir.
+const devTokenFile = "http-token"
+
+// ensureDevToken writes a random API token to path (mode 0600) unless it
+// holds one already, so that a restart keeps the token the README's curl
+// commands read ($(cat .cairn/http-token)); --fresh makes a new one.
+func ensureDevToken(path string) error {
+	if _, err := readTokenFile(path); err == nil {
+		return nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("generating the dev API token: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("writing the dev API token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing the dev API token: %w", err)
+	}
+	return nil
+}
+
+func printDevBanner(brokers, dataDir, tokenFile string, inst *instance, outputs []string) {
 	cfg := inst.eng.Config()
 	first := "actions.push"
 	if len(outputs) > 0 && !contains(outputs, first) {
@@ -91,9 +121,14 @@ Cairn dev is running (Ctrl-C to stop).
 Tail the actions yourself (read_committed, as channel senders must):
   kcat -b %s -C -t %s -X isolation.level=read_committed -f '%%k %%s\n'
 
+API mutations need the token in %s; upload a list:
+  curl -s -X POST -H "Authorization: Bearer $(cat %s)" --data-binary $'u-1\nu-2' \
+    http://%s/v1/segments/vip-list/members
+
 Outputs as they are committed:
 `, brokers, dataDir, inst.srv.Addr(), inst.srv.Addr(), cfg.InputTopic, strings.Join(outputs, ", "),
-		cfg.ChangelogTopic(), cfg.AggregatesTopic(), cfg.DLQTopic(), brokers, first)
+		cfg.ChangelogTopic(), cfg.AggregatesTopic(), cfg.DLQTopic(), brokers, first,
+		tokenFile, tokenFile, inst.srv.Addr())
 }
 
 func contains(s []string, x string) bool {

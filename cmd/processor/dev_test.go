@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,8 +18,9 @@ func TestDevShowsOutputsWithin30s(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the dev stack for up to 30s")
 	}
+	dataDir := t.TempDir()
 	cmd := exec.Command(processorBin, "dev", "--port", "0", "--http", "127.0.0.1:0",
-		"--data-dir", t.TempDir(), "--definitions", "../../examples", "--rate", "50")
+		"--data-dir", dataDir, "--definitions", "../../examples", "--rate", "50")
 	out, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -52,6 +55,12 @@ func TestDevShowsOutputsWithin30s(t *testing.T) {
 	t.Logf("first output after %s", time.Since(start).Round(time.Millisecond))
 	if !strings.Contains(strings.Join(seen, "\n"), "kcat -b") {
 		t.Error("the banner does not show the kcat command")
+	}
+	if !strings.Contains(strings.Join(seen, "\n"), `-H "Authorization: Bearer $(cat `+filepath.Join(dataDir, "http-token")+`)"`) {
+		t.Error("the banner does not show the curl command with the token")
+	}
+	if st, err := os.Stat(filepath.Join(dataDir, "http-token")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("token file: %v, %v; want mode 0600", st, err)
 	}
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	go func() {

@@ -20,8 +20,18 @@ import (
 	"github.com/cairn-cjo/cairn/operators/segment"
 )
 
-// maxUploadBytes bounds the body of a list upload.
+// maxUploadBytes bounds the body of a list upload (the server's default
+// limit is far lower: api.DefaultMaxBodyBytes).
 const maxUploadBytes = 64 << 20
+
+// streamStall is how long a list upload or an export may go without
+// progress before its connection is dropped. It replaces the server's read
+// and write timeouts for these routes (api.ExtendDeadlines): at the start,
+// so that the body of an upload has this long to arrive (64 MiB at
+// 0.5 MiB/s), then before each produced chunk or exported batch, so that a
+// transfer of minutes goes on while a stalled client or broker does not
+// hold the connection forever.
+const streamStall = 2 * time.Minute
 
 // segmentRoutes registers the segment API. Mutations go through the input
 // topic as $segment_add / $segment_remove events, so they take the same
@@ -51,13 +61,13 @@ func segmentRoutes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable
 	srv.Handle("GET /v1/segments/{id}/export", func(w http.ResponseWriter, r *http.Request) {
 		exportSegment(w, eng, r.PathValue("id"))
 	})
-	srv.Handle("POST /v1/segments/{id}/members", func(w http.ResponseWriter, r *http.Request) {
+	srv.HandleWithLimit("POST /v1/segments/{id}/members", maxUploadBytes, func(w http.ResponseWriter, r *http.Request) {
 		upload(w, r, eng, producer, false)
 	})
-	srv.Handle("DELETE /v1/segments/{id}/members", func(w http.ResponseWriter, r *http.Request) {
+	srv.HandleWithLimit("DELETE /v1/segments/{id}/members", maxUploadBytes, func(w http.ResponseWriter, r *http.Request) {
 		upload(w, r, eng, producer, true)
 	})
-	srv.Handle("PUT /v1/segments/{id}/members", func(w http.ResponseWriter, r *http.Request) {
+	srv.HandleWithLimit("PUT /v1/segments/{id}/members", maxUploadBytes, func(w http.ResponseWriter, r *http.Request) {
 		replace(w, r, eng, producer)
 	})
 }
@@ -72,9 +82,9 @@ func replace(w http.ResponseWriter, r *http.Request, eng *engine.Engine, produce
 			"replace needs every partition's members; this instance owns %d of %d: send it to a single instance, or use POST and DELETE", n, eng.Partitions())})
 		return
 	}
-	ids, err := readIDs(http.MaxBytesReader(w, r.Body, maxUploadBytes))
-	if err != nil {
-		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+	api.ExtendDeadlines(w, streamStall)
+	ids, ok := readUpload(w, r)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")
@@ -135,6 +145,7 @@ func newUploadProgress(w http.ResponseWriter, r *http.Request, segment string, t
 func (p *uploadProgress) produce(ctx context.Context, eng *engine.Engine, producer *kgo.Client, name string, users []string) bool {
 	for lo := 0; lo < len(users); lo += uploadChunk {
 		hi := min(lo+uploadChunk, len(users))
+		api.ExtendDeadlines(p.w, streamStall)
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := producer.ProduceSync(cctx, listEvents(eng, p.segment, name, users[lo:hi], lo, p.now)...).FirstErr()
 		cancel()
@@ -199,9 +210,14 @@ func exportSegment(w http.ResponseWriter, eng *engine.Engine, id string) {
 	w.Header().Set("X-Cairn-Partitions", fmt.Sprint(owned))
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
+	n := 0
 	for _, p := range owned {
 		get, scan := segment.EngineReaders(eng, p)
 		err := segment.Members(get, scan, id, func(user string) error {
+			if n%uploadChunk == 0 {
+				api.ExtendDeadlines(w, streamStall)
+			}
+			n++
 			_, err := bw.WriteString(user + "\n")
 			return err
 		})
@@ -216,9 +232,9 @@ func exportSegment(w http.ResponseWriter, eng *engine.Engine, id string) {
 // $segment_add (or, with remove, $segment_remove) event per id on the input
 // topic.
 func upload(w http.ResponseWriter, r *http.Request, eng *engine.Engine, producer *kgo.Client, remove bool) {
-	ids, err := readIDs(http.MaxBytesReader(w, r.Body, maxUploadBytes))
-	if err != nil {
-		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+	api.ExtendDeadlines(w, streamStall)
+	ids, ok := readUpload(w, r)
+	if !ok {
 		return
 	}
 	name := "$segment_add"
@@ -230,6 +246,21 @@ func upload(w http.ResponseWriter, r *http.Request, eng *engine.Engine, producer
 	if p.produce(r.Context(), eng, producer, name, ids) {
 		p.done(map[string]any{"segment": id, "event": name, "users": len(ids)})
 	}
+}
+
+// readUpload reads the ids of an upload's body (limited to maxUploadBytes
+// by its route); on failure it has answered 413 or 400.
+func readUpload(w http.ResponseWriter, r *http.Request) ([]string, bool) {
+	ids, err := readIDs(r.Body)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		api.WriteJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf(
+			"the list is larger than %d MiB: split it into several POSTs", maxUploadBytes>>20)})
+	case err != nil:
+		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+	}
+	return ids, err == nil
 }
 
 func readIDs(body io.Reader) ([]string, error) {

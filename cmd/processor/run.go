@@ -47,6 +47,10 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 		return err
 	}
 	ecfg.EnsureDefaults()
+	aopts, err := c.apiOptions(log)
+	if err != nil {
+		return err
+	}
 	set, err := operators.Load(c.Definitions, operators.Options{AggregatesTopic: ecfg.AggregatesTopic()})
 	if err != nil {
 		return fmt.Errorf("loading definitions:\n%w", err)
@@ -73,10 +77,11 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(c.HTTP, reg, eng.Ready)
+	srv, err := api.New(aopts, reg, eng.Ready)
 	if err != nil {
 		return fmt.Errorf("listening on --http %s: %w", c.HTTP, err)
 	}
+	logHTTPExposure(log, aopts)
 	inst := &instance{eng: eng, srv: srv, set: set}
 	aggs := engine.NewGlobalTable(ecfg.Brokers, ecfg.AggregatesTopic(), log, ecfg.ClientOpts...)
 	go aggs.Run(ctx)
