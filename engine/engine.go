@@ -80,7 +80,7 @@ type Engine struct {
 	mu        sync.Mutex // guards workers and restoring
 	workers   map[int32]*worker
 	restoring map[int32]int64 // partition -> changelog records left, while restoring
-	ready   atomic.Bool
+	ready     atomic.Bool
 
 	produceErr atomic.Pointer[error] // first produce error of the open transaction
 	assignErr  atomic.Pointer[error] // a failed restore: the session must be rebuilt
