@@ -20,6 +20,10 @@ func (e *Engine) UserPartition(user string) int32 {
 	return KeyPartition([]byte(user), e.partitions)
 }
 
+// Owns reports whether this instance owns input partition p now. Safe for
+// concurrent use.
+func (e *Engine) Owns(p int32) bool { return e.owns(p) }
+
 func (e *Engine) owns(p int32) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()

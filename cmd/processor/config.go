@@ -30,6 +30,8 @@ type Config struct {
 	HTTPReadToken  secret           // --http-read-token: if set, reads (but probes and metrics) need it or --http-token
 	HTTPReadFile   string           // --http-read-token-file: file holding --http-read-token
 	HTTPInsecure   bool             // --http-insecure-mutations: mutations without a token (loopback --http only)
+	AdvertiseHTTP  string           // --advertise-http: host:port other instances reach this one's API at
+	StatusInterval time.Duration    // --status-interval: how often the instance publishes its status
 	CommitInterval time.Duration    // --commit-interval
 	InstanceID     string           // --instance-id: default hostname-pid
 	SessionTimeout time.Duration    // --session-timeout: group session timeout
@@ -54,6 +56,8 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Var(&c.HTTPReadToken, "http-read-token", "if set, bearer `token` required by every API read except /healthz, /readyz and /metrics (--http-token is accepted too)")
 	fs.StringVar(&c.HTTPReadFile, "http-read-token-file", "", "file holding --http-read-token")
 	fs.BoolVar(&c.HTTPInsecure, "http-insecure-mutations", false, "accept API mutations without a token; only with a loopback --http (local development)")
+	fs.StringVar(&c.AdvertiseHTTP, "advertise-http", "", "host:port other instances reach this one's API at, to forward requests for its partitions (default: the --http address, with the hostname for an unspecified host)")
+	fs.DurationVar(&c.StatusInterval, "status-interval", 5*time.Second, "how often the instance publishes its status to <app-id>-status (processor status, forwarding)")
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "longest time a transaction stays open")
 	fs.StringVar(&c.InstanceID, "instance-id", "", "unique, stable id of this instance (default hostname-pid)")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
@@ -115,6 +119,7 @@ func (c *Config) Engine() (engine.Config, error) {
 		TransactionTimeout: c.TxnTimeout,
 		DisableIdleAdvance: !c.IdleAdvance,
 		MinFreeDisk:        minFreeDisk(c.MinFreeDiskMB),
+		StatusInterval:     c.StatusInterval,
 	}, nil
 }
 

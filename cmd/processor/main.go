@@ -9,6 +9,7 @@
 //	processor bench     benchmarks (bench/RESULTS.md)
 //	processor funnel    a funnel's counts in the terminal
 //	processor reset     delete an app's internal topics and group
+//	processor status    every instance of an app and its partitions
 package main
 
 import (
@@ -33,6 +34,7 @@ commands:
   bench     measure throughput against a transactional passthrough
   funnel    print a funnel's counts: processor funnel <id> [--from D --to D]
   reset     delete an app's internal topics and consumer group (asks first)
+  status    every instance of an app: partitions, restores, lag, state size
 
 Run 'processor <command> -h' for the flags of a command.
 `
@@ -66,6 +68,8 @@ func main() {
 		err = cmdFunnel(ctx, args)
 	case "reset":
 		err = cmdReset(ctx, args, os.Stdin, os.Stdout)
+	case "status":
+		err = cmdStatus(ctx, args, os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -13,11 +13,11 @@ import (
 )
 
 // routes registers the API of the operators on srv.
-func routes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable, producer *kgo.Client, set *operators.Set) {
-	segmentRoutes(srv, eng, aggs, producer)
+func routes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable, producer *kgo.Client, set *operators.Set, fwd *forwarder) {
+	segmentRoutes(srv, eng, aggs, producer, fwd)
 	funnelRoutes(srv, aggs, set.Funnels)
 	srv.Handle("GET /v1/users/{id}", func(w http.ResponseWriter, r *http.Request) {
-		getUser(w, r, eng)
+		fwd.serve(w, r, eng.UserPartition(r.PathValue("id")), func(w http.ResponseWriter, r *http.Request) { getUser(w, r, eng) })
 	})
 	srv.Handle("GET /v1/journeys/{id}/stats", func(w http.ResponseWriter, r *http.Request) {
 		var vals [][]byte

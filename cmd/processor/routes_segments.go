@@ -36,7 +36,7 @@ const streamStall = 2 * time.Minute
 // segmentRoutes registers the segment API. Mutations go through the input
 // topic as $segment_add / $segment_remove events, so they take the same
 // partitioning and exactly-once path as any event.
-func segmentRoutes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable, producer *kgo.Client) {
+func segmentRoutes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable, producer *kgo.Client, fwd *forwarder) {
 	srv.Handle("GET /v1/segments/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		var total uint64
@@ -50,13 +50,15 @@ func segmentRoutes(srv *api.Server, eng *engine.Engine, aggs *engine.GlobalTable
 		api.WriteJSON(w, http.StatusOK, map[string]any{"segment": id, "size": total, "partitions_reporting": parts})
 	})
 	srv.Handle("GET /v1/segments/{id}/members/{user}", func(w http.ResponseWriter, r *http.Request) {
-		id, user := r.PathValue("id"), r.PathValue("user")
-		get, _ := segment.EngineReaders(eng, eng.UserPartition(user))
-		in, err := segment.IsMember(get, user, id)
-		if writeErr(w, err) {
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, map[string]any{"segment": id, "user_id": user, "member": in})
+		fwd.serve(w, r, eng.UserPartition(r.PathValue("user")), func(w http.ResponseWriter, r *http.Request) {
+			id, user := r.PathValue("id"), r.PathValue("user")
+			get, _ := segment.EngineReaders(eng, eng.UserPartition(user))
+			in, err := segment.IsMember(get, user, id)
+			if writeErr(w, err) {
+				return
+			}
+			api.WriteJSON(w, http.StatusOK, map[string]any{"segment": id, "user_id": user, "member": in})
+		})
 	})
 	srv.Handle("GET /v1/segments/{id}/export", func(w http.ResponseWriter, r *http.Request) {
 		exportSegment(w, eng, r.PathValue("id"))
@@ -290,7 +292,7 @@ func writeErr(w http.ResponseWriter, err error) bool {
 		return false
 	case errors.Is(err, engine.ErrNotOwned):
 		api.WriteJSON(w, http.StatusMisdirectedRequest, map[string]any{"error": err.Error(),
-			"hint": "this instance answers for the partitions it owns; ask the owner (forwarding is not built yet)"})
+			"hint": "this instance does not own the partition and knows no live owner to forward to (see processor status); retry shortly"})
 	default:
 		api.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 	}

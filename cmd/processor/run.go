@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,13 +74,14 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 			_ = st.Close()
 		}
 	}()
-	eng, err := engine.New(ecfg, st, set.Operators)
-	if err != nil {
-		return err
-	}
-	srv, err := api.New(aopts, reg, eng.Ready)
+	var eng *engine.Engine
+	srv, err := api.New(aopts, reg, func() bool { return eng != nil && eng.Ready() })
 	if err != nil {
 		return fmt.Errorf("listening on --http %s: %w", c.HTTP, err)
+	}
+	ecfg.AdvertiseHTTP = advertised(c.AdvertiseHTTP, srv.Addr())
+	if eng, err = engine.New(ecfg, st, set.Operators); err != nil {
+		return err
 	}
 	logHTTPExposure(log, aopts)
 	inst := &instance{eng: eng, srv: srv, set: set}
@@ -90,7 +92,9 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 		return fmt.Errorf("creating API producer: %w", err)
 	}
 	defer producer.Close()
-	routes(srv, eng, aggs, producer, set)
+	statuses := engine.NewGlobalTable(ecfg.Brokers, ecfg.StatusTopic(), log, ecfg.ClientOpts...)
+	go statuses.Run(ctx)
+	routes(srv, eng, aggs, producer, set, &forwarder{eng: eng, statuses: statuses, self: ecfg.InstanceID})
 	go func() { _ = srv.Serve(ctx) }()
 	if started != nil {
 		started(inst)
@@ -105,6 +109,25 @@ func runInstance(ctx context.Context, c Config, log *slog.Logger, started func(*
 	}
 	log.Info("cairn instance stopped cleanly")
 	return nil
+}
+
+// advertised is the API address other instances reach this one at: flag
+// if given, else the bound address, with the hostname for an unspecified
+// host (0.0.0.0, ::).
+func advertised(flag, bound string) string {
+	if flag != "" {
+		return flag
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // exitStoreFailed is the exit code after the state store failed fatally
