@@ -49,7 +49,9 @@ func ReportChaos(t testing.TB, row ChaosRow) {
 			"read with read_uncommitted: above zero, faults struck while transactions were open. " +
 			"\"hanging txns\" counts output partitions whose last stable offset is below the high watermark at the end (must be 0). " +
 			"\"restart to processing\" is, over the instances started during the run, the time from a start to its partitions being assigned and restored (the group's wait for a dead member included). " +
-			"\"95% bound\" is the upper bound on the per-cycle failure rate when no cycle failed (≈ 3/N).\n\n" +
+			"\"95% bound\" is the upper bound on the per-cycle failure rate when no cycle failed (≈ 3/N). " +
+			"make chaos also runs, pass or fail without a row: the broker-error cases of TestEngineCommitPathFaults, TestEngineStopsOnDiskFullAndResumes, " +
+			"and make stress (the commit-path faults in four processes at once, five times each).\n\n" +
 			chaosHeader + "|" + strings.Repeat("---|", strings.Count(chaosHeader, "|")-1) + "\n"
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
