@@ -203,28 +203,21 @@ func (o *Operator) broadcastSlice(pctx *engine.Context, id string, def *journeyD
 	if err != nil {
 		return 0, false, fmt.Errorf("reading members of segment %s: %w", rec.Segment, err)
 	}
-	stats := map[statKey]*Stats{} // shared by the slice: one write per counter
-	var last *run
 	for _, u := range users {
 		ev := &engine.Event{Name: broadcastEvent, TS: pctx.Now(), UserID: u, Props: map[string]any{segmentProp: rec.Segment}}
 		r := newRun(o, pctx.ForUser(u), ev, cause)
-		r.stats = stats
 		if err := r.enterBroadcast(id, def); err != nil {
 			return 0, false, fmt.Errorf("entering %s: %w", u, err)
 		}
 		if err := r.flushUser(); err != nil {
 			return 0, false, err
 		}
-		if r.err != nil {
-			return 0, false, fmt.Errorf("reading journey stats: %w", r.err)
+		if err := r.statsErr(); err != nil {
+			return 0, false, err
 		}
-		last = r
 		failpoint.Inject(failpoint.MidBroadcast)
 	}
-	if last != nil {
-		err = last.flushStats()
-	}
-	return next, more, err
+	return next, more, nil
 }
 
 // enterBroadcast enters the user in def, the current version of journey

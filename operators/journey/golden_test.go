@@ -51,6 +51,7 @@ func (s *swappable) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	return s.op.OnEvent(ctx, ev)
 }
 func (s *swappable) OnTimer(ctx *engine.Context, t *engine.Timer) error { return s.op.OnTimer(ctx, t) }
+func (s *swappable) Flush(ctx *engine.Context, b any) error             { return s.op.Flush(ctx, b) }
 
 func (s *swappable) listens(name string) bool {
 	ev := s.op.Events()

@@ -21,7 +21,6 @@ type run struct {
 	hist    map[string][]histEvent
 	caps    *capState
 	capsMod bool
-	stats   map[statKey]*Stats
 	cur     statKey // journey being run, for eval error counts
 	err     error   // a state read error of stat, returned by flush
 }
@@ -33,7 +32,7 @@ type recSlot struct {
 
 func newRun(o *Operator, ctx *engine.Context, ev *engine.Event, cause string) *run {
 	return &run{o: o, ctx: ctx, now: ctx.Now(), cause: cause, event: ev,
-		recs: map[string]*recSlot{}, hist: map[string][]histEvent{}, stats: map[statKey]*Stats{}}
+		recs: map[string]*recSlot{}, hist: map[string][]histEvent{}}
 }
 
 // rec returns the user's record of journey id, reading it once per call.
@@ -57,12 +56,13 @@ func (r *run) rec(id string) (*userRec, error) {
 
 func (r *run) touch(id string) { r.recs[id].dirty = true }
 
-// flush writes the changed records, cap state and counters, in key order.
+// flush writes the changed records and cap state, in key order; the
+// counters are written once per transaction, by Flush.
 func (r *run) flush() error {
 	if err := r.flushUser(); err != nil {
 		return err
 	}
-	return r.flushStats()
+	return r.statsErr()
 }
 
 // flushUser writes the user's changed records and cap state, in key order.

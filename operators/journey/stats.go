@@ -145,7 +145,8 @@ func (k statKey) sub() []byte { return []byte(statPrefix + k.id + "/" + strconv.
 // per call and marked for writing: call it only to change a counter.
 func (r *run) stat(id string, v int) *Stats {
 	k := statKey{id, v}
-	if s, ok := r.stats[k]; ok {
+	buf := r.ctx.TxnBuffer(newTxnStats).(txnStats)
+	if s, ok := buf[k]; ok {
 		return s
 	}
 	s := &Stats{Journey: id, Version: v, Partition: r.ctx.Partition()}
@@ -160,37 +161,51 @@ func (r *run) stat(id string, v int) *Stats {
 			s = &Stats{Journey: id, Version: v, Partition: r.ctx.Partition()}
 		}
 	}
-	r.stats[k] = s
+	buf[k] = s
 	return s
 }
 
-// flushStats writes the changed counters and upserts them to the
-// aggregates topic, in key order.
-func (r *run) flushStats() error {
+// statsErr returns the error of a stats read during the run, if any.
+func (r *run) statsErr() error {
 	if r.err != nil {
 		return fmt.Errorf("reading journey stats: %w", r.err)
 	}
-	keys := make([]statKey, 0, len(r.stats))
-	for k := range r.stats {
+	return nil
+}
+
+// txnStats is the operator's transaction buffer (engine.Context.TxnBuffer):
+// the counters of every journey version the transaction changed, so that
+// each is encoded, written and upserted once per transaction, not once per
+// event. Not safe for concurrent use; one belongs to one partition worker.
+type txnStats map[statKey]*Stats
+
+func newTxnStats() any { return txnStats{} }
+
+// Flush writes the transaction's changed counters and upserts them to the
+// aggregates topic, in key order. It implements engine.Flusher.
+func (o *Operator) Flush(ctx *engine.Context, b any) error {
+	stats := b.(txnStats)
+	keys := make([]statKey, 0, len(stats))
+	for k := range stats {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
 		return keys[i].id < keys[j].id || keys[i].id == keys[j].id && keys[i].v < keys[j].v
 	})
 	for _, k := range keys {
-		s := r.stats[k]
-		b, err := encode(s)
+		s := stats[k]
+		v, err := encode(s)
 		if err != nil {
 			return err
 		}
-		if err := r.ctx.SetShared(k.sub(), b); err != nil {
+		if err := ctx.SetShared(k.sub(), v); err != nil {
 			return err
 		}
 		j, err := json.Marshal(s)
 		if err != nil {
 			return fmt.Errorf("encoding journey stats: %w", err)
 		}
-		r.ctx.Upsert(engineOutput(r.o.opts.AggregatesTopic, StatsKey(k.id, k.v, r.ctx.Partition()), j))
+		ctx.Upsert(engineOutput(o.opts.AggregatesTopic, StatsKey(k.id, k.v, ctx.Partition()), j))
 	}
 	return nil
 }
@@ -198,3 +213,5 @@ func (r *run) flushStats() error {
 func engineOutput(topic, key string, value []byte) engine.Output {
 	return engine.Output{Topic: topic, Key: []byte(key), Value: value}
 }
+
+var _ engine.Flusher = (*Operator)(nil)
