@@ -3,6 +3,8 @@ package journey
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -87,8 +89,14 @@ func BenchmarkJourney100Defs(b *testing.B) {
 // BenchmarkBroadcast measures one broadcast pass over a segment of 20,000
 // members through engine.Local (one commit per pass), slices of 1,000:
 // members/s is the rate at which members enter and get their action.
+// BenchmarkBroadcast enters every member of a segment by a scheduled
+// journey: 20,000 members, or CAIRN_BROADCAST_MEMBERS (the figure
+// is for 1,000,000: run it with -benchtime 1x).
 func BenchmarkBroadcast(b *testing.B) {
-	const members = 20_000
+	members := 20_000
+	if n, err := strconv.Atoi(os.Getenv("CAIRN_BROADCAST_MEMBERS")); err == nil && n > 0 {
+		members = n
+	}
 	l, _ := segLocal(b, dailyGold, Options{})
 	for i := range members {
 		process(b, l, fmt.Sprintf("u%06d", i), "$profile_set", bcT0+int64(i), tier("gold"))
