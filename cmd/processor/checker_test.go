@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairn-cjo/cairn/internal/kafkatest"
+)
+
+// checkerDefs are the fault campaign's checker journeys: chk sends exactly
+// one action per tick event (through a split, so both arms are covered) and
+// chk-wait one more, after a 2 s wait (a durable timer), for every tenth.
+const checkerDefs = `kind: journey
+id: chk
+entry: {event: tick, reentry: after_exit}
+start: split
+nodes:
+  split: {split: [{weight: 50, next: a}, {weight: 50, next: b}]}
+  a: {action: {channel: push, template: chk-a, params: {seq: '{{ entry.props.seq }}'}}}
+  b: {action: {channel: push, template: chk-b, params: {seq: '{{ entry.props.seq }}'}}}
+---
+kind: journey
+id: chk-wait
+entry: {event: tick, when: 'int(event.props.seq) % 10 == 0', reentry: after_exit}
+start: w
+nodes:
+  w: {wait: 2s, next: late}
+  late: {action: {channel: push, template: chk-late, params: {seq: '{{ entry.props.seq }}'}}}
+`
+
+// checkerAction is the part of an action the checker reads.
+type checkerAction struct {
+	ActionID string            `json:"action_id"`
+	UserID   string            `json:"user_id"`
+	Template string            `json:"template"`
+	Params   map[string]string `json:"params"`
+}
+
+// TestCheckerJourneyUnderKills is the campaign's journey checker: users
+// send tick events with a per-user sequence number, one second of event
+// time apart, while the processor is SIGKILLed at random moments. Every
+// tick must have exactly one chk action, in sequence order per user, and
+// every tenth tick (but the last ten of a user, whose wait may not be due
+// yet) exactly one chk-wait action; no action id may appear twice.
+func TestCheckerJourneyUnderKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills real processes")
+	}
+	const users, perUser = 30, 60
+	kills := 6
+	if os.Getenv("CAIRN_CHAOS_CYCLES") != "" {
+		kills = crashCycles()
+	}
+	b, defs := counterSetup(t)
+	if err := os.WriteFile(filepath.Join(defs, "checker.yaml"), []byte(checkerDefs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 6, 3, 9, 0, 0, 0, time.UTC).UnixMilli()
+	var evs []kafkatest.Event
+	for seq := 1; seq <= perUser; seq++ {
+		for u := 0; u < users; u++ {
+			evs = append(evs, kafkatest.Event{UserID: fmt.Sprintf("c-%d", u), Event: "tick", TS: t0 + int64(seq)*1000,
+				Props: map[string]any{"seq": seq}, EventID: fmt.Sprintf("t-%d-%d", u, seq)})
+		}
+	}
+	args := []string{"run", "--brokers", b[0], "--app-id", "chk", "--definitions", defs,
+		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "chk", "--idle-advance=false",
+		"--commit-interval", "30ms", "--session-timeout", "2s", "--rebalance-timeout", "5s", "--transaction-timeout", "8s", "--log-level", "info"}
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 17))
+	chunk := (len(evs) + kills - 1) / kills
+	for i := 0; i < kills; i++ { // a chunk of input per cycle, so kills land while it flows
+		kafkatest.ProduceEvents(t, b, "events", evs[i*chunk:min((i+1)*chunk, len(evs))])
+		c := startChild(t, args...)
+		if i%2 == 1 {
+			c.waitLog(t, "partitions assigned")
+		}
+		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond)
+		c.kill()
+	}
+	kafkatest.WaitGroupEmpty(t, b, "chk")
+	c := startChild(t, args...)
+	c.waitLog(t, "partitions assigned")
+	waitConsumed(t, b, "chk", "events")
+	if code := c.term(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	tally := checkActions(t, kafkatest.ReadCommitted(t, b, "actions.push"), users, perUser)
+	txns := kafkatest.CheckTransactions(t, b, "actions.push")
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "checker journeys (one action per tick through a split, one more after a wait per tenth tick), SIGKILL at random moments; events = expected actions",
+		Cycles: kills, Tally: tally, Txns: &txns, Seed: seed, Restarts: recoveries(t)})
+	if !tally.Exact() {
+		t.Fatalf("checker actions not exactly once: %+v (seed %d)", tally, seed)
+	}
+	t.Logf("%d kills, %d actions, exact", kills, tally.Outputs)
+}
+
+// checkActions tallies the checker's actions against the expected ones:
+// lost, duplicated (an action id twice, or two actions for one tick) and
+// out of order (a user's chk actions not in sequence order).
+func checkActions(t *testing.T, recs []*kgo.Record, users, perUser int) kafkatest.Tally {
+	t.Helper()
+	var c kafkatest.Tally
+	ids := map[string]bool{}
+	chk := map[string][]int{}        // user -> seqs of chk actions, in log order
+	late := map[string]map[int]int{} // user -> seq -> chk-wait actions
+	for _, r := range recs {
+		var a checkerAction
+		if err := json.Unmarshal(r.Value, &a); err != nil {
+			t.Fatalf("decoding action at %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+		}
+		c.Outputs++
+		if ids[a.ActionID] {
+			c.Duplicated++
+		}
+		ids[a.ActionID] = true
+		seq, _ := strconv.Atoi(a.Params["seq"])
+		switch a.Template {
+		case "chk-a", "chk-b":
+			chk[a.UserID] = append(chk[a.UserID], seq)
+		case "chk-late":
+			if late[a.UserID] == nil {
+				late[a.UserID] = map[int]int{}
+			}
+			late[a.UserID][seq]++
+		}
+	}
+	for u := 0; u < users; u++ {
+		user := fmt.Sprintf("c-%d", u)
+		c.Events += perUser
+		seen := map[int]int{}
+		for i, s := range chk[user] {
+			seen[s]++
+			if i > 0 && s <= chk[user][i-1] {
+				c.OutOfOrder++
+			}
+		}
+		for s := 1; s <= perUser; s++ {
+			switch n := seen[s]; {
+			case n == 0:
+				c.Lost++
+			case n > 1:
+				c.Duplicated += n - 1
+			}
+		}
+		for s := 10; s <= perUser-10; s += 10 {
+			c.Events++
+			switch n := late[user][s]; {
+			case n == 0:
+				c.Lost++
+			case n > 1:
+				c.Duplicated += n - 1
+			}
+		}
+	}
+	return c
+}
