@@ -124,6 +124,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	if e.partitions, err = EnsureTopics(ctx, e.adm, e.cfg.Plan(e.ops)); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was consumed, a clean stop
+		}
 		return err
 	}
 	var statusWG sync.WaitGroup

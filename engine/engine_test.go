@@ -193,3 +193,25 @@ func TestEngineRestartsCleanAfterReset(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineStoppedWhileStartingExitsCleanly: a SIGTERM that arrives
+// before the engine has joined (while it checks its topics) is a clean
+// stop, not an error (processor run exits 0 either way).
+func TestEngineStoppedWhileStartingExitsCleanly(t *testing.T) {
+	addrs := newBroker(t)
+	st, err := state.OpenPebble(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := engine.New(engine.Config{Brokers: addrs, AppID: "test", InputTopic: input, InstanceID: "early",
+		Logger: testLogger(t)}, st, []engine.Operator{&count.Counter{ID: "c", Topic: countsOut}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := eng.Run(ctx); err != nil {
+		t.Fatalf("Run with a canceled context: %v, want nil", err)
+	}
+}

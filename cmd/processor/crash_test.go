@@ -218,6 +218,7 @@ func TestCrashConsistency(t *testing.T) {
 	kafkatest.WaitGroupEmpty(t, addrs, "crash")
 	c := startChild(t, args...)
 	start := time.Now()
+	c.waitLog(t, "partitions assigned") // the final instance takes part, whatever the kills left to do
 	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))
 	converged := time.Since(start)
 	if code := c.term(t); code != 0 {
