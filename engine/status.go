@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -37,14 +38,7 @@ func (s InstanceStatus) Stale(now time.Time) bool {
 }
 
 // Owns reports whether s lists partition p as owned.
-func (s InstanceStatus) Owns(p int32) bool {
-	for _, o := range s.Owned {
-		if o == p {
-			return true
-		}
-	}
-	return false
-}
+func (s InstanceStatus) Owns(p int32) bool { return slices.Contains(s.Owned, p) }
 
 // DecodeStatus decodes a value of the status topic.
 func DecodeStatus(v []byte) (InstanceStatus, error) {

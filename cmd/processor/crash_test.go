@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-cjo/cairn/internal/broker"
 	"github.com/cairn-cjo/cairn/internal/kafkatest"
+	"github.com/cairn-cjo/cairn/operators/count"
 )
 
 // processorBin is the processor binary built once by TestMain for the tests
@@ -224,11 +225,20 @@ func TestCrashConsistency(t *testing.T) {
 	if code := c.term(t); code != 0 {
 		t.Errorf("processor exited %d after SIGTERM, want 0 (log %s)", code, c.log.Name())
 	}
-	txns := kafkatest.CheckTransactions(t, addrs, "counts")
-	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "SIGKILL at random moments", Cycles: cycles,
-		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Recovery: converged, Seed: seed, Restarts: recoveries(t)})
-	kafkatest.CheckCounts(t, all, outs)
+	reportCounts(t, addrs, kafkatest.ChaosRow{Scenario: "SIGKILL at random moments", Cycles: cycles, Recovery: converged, Seed: seed, Restarts: recoveries(t)}, all, outs)
 	t.Logf("%d kills, %d events, %d outputs, exact", cycles, len(all), len(outs))
+}
+
+// reportCounts checks the counter outputs of a chaos run: no hanging
+// transaction on the counts topic, then one output per event in order,
+// after reporting row with their tally and the transactions.
+func reportCounts(t *testing.T, addrs []string, row kafkatest.ChaosRow, all []kafkatest.Event, outs []count.Record) kafkatest.TxnStats {
+	t.Helper()
+	txns := kafkatest.CheckTransactions(t, addrs, "counts")
+	row.Tally, row.Txns = kafkatest.TallyCounts(all, outs), &txns
+	kafkatest.ReportChaos(t, row)
+	kafkatest.CheckCounts(t, all, outs)
+	return txns
 }
 
 // feed produces batches of events in the background, one batch per
@@ -304,10 +314,7 @@ func TestZombieAddsNothing(t *testing.T) {
 			t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 		}
 	}
-	txns := kafkatest.CheckTransactions(t, addrs, "counts")
-	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "zombie (SIGSTOP past the session timeout, SIGCONT)", Cycles: 1,
-		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Restarts: recoveries(t)})
-	kafkatest.CheckCounts(t, all, outs)
+	reportCounts(t, addrs, kafkatest.ChaosRow{Scenario: "zombie (SIGSTOP past the session timeout, SIGCONT)", Cycles: 1, Restarts: recoveries(t)}, all, outs)
 }
 
 // TestBrokerRestartMidStream stops the broker (persisted to a data dir)
@@ -364,8 +371,5 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if code := c.term(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 	}
-	txns := kafkatest.CheckTransactions(t, addrs, "counts")
-	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "broker restart mid-backlog", Cycles: 1,
-		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Restarts: recoveries(t)})
-	kafkatest.CheckCounts(t, all, outs)
+	reportCounts(t, addrs, kafkatest.ChaosRow{Scenario: "broker restart mid-backlog", Cycles: 1, Restarts: recoveries(t)}, all, outs)
 }

@@ -370,10 +370,7 @@ func finishCounter(t *testing.T, sc *scenario, args []string, all []kafkatest.Ev
 	if code := c.term(t); code != 0 {
 		t.Errorf("processor exited %d after SIGTERM, want 0 (log %s)", code, c.log.Name())
 	}
-	txns := kafkatest.CheckTransactions(t, sc.addrs, "counts")
-	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "SIGKILL at failpoint " + sc.point, Cycles: sc.cycles - missed,
-		Tally: kafkatest.TallyCounts(all, outs), Txns: &txns, Recovery: converged, Seed: sc.seed, Restarts: recoveries(t)})
-	kafkatest.CheckCounts(t, all, outs)
+	txns := reportCounts(t, sc.addrs, kafkatest.ChaosRow{Scenario: "SIGKILL at failpoint " + sc.point, Cycles: sc.cycles - missed, Recovery: converged, Seed: sc.seed, Restarts: recoveries(t)}, all, outs)
 	t.Logf("%d kills, %d events, %d outputs, exact; %d abort and %d commit markers, %d aborted records",
 		sc.cycles-missed, len(all), len(outs), txns.Aborted, txns.Committed, txns.AbortedRecords)
 	return txns
