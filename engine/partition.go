@@ -42,6 +42,10 @@ type partitionCore struct {
 	wallLimit func() int64
 
 	sink     func(Output)
+	// shadowUntil (ms) drops emitted outputs of calls whose event time is
+	// before it (Config.ShadowUntil); shadowed counts them. Zero: off.
+	shadowUntil int64
+	shadowed    func(Output)
 	upserts  []Output
 	upsertAt map[string]int
 	internal []Event
@@ -205,7 +209,17 @@ func (c *partitionCore) updateProfile(ev *Event) error {
 	return c.batch.Set(state.UserKey(c.p, ev.UserID, ProfileOperator, nil), b)
 }
 
-func (c *partitionCore) emit(out Output) { c.sink(out) }
+// emit produces out for a call at event time now, unless shadow mode
+// holds it back (Config.ShadowUntil).
+func (c *partitionCore) emit(out Output, now int64) {
+	if now < c.shadowUntil {
+		if c.shadowed != nil {
+			c.shadowed(out)
+		}
+		return
+	}
+	c.sink(out)
+}
 
 func (c *partitionCore) upsert(out Output) {
 	k := out.Topic + "\x00" + string(out.Key)

@@ -52,6 +52,10 @@ func (e *Engine) newWorker(p int32) *worker {
 	skew := e.cfg.MaxClockSkew
 	w.core.wallLimit = func() int64 { return time.Now().Add(skew).UnixMilli() }
 	w.core.sink = w.produce
+	if !e.cfg.ShadowUntil.IsZero() {
+		w.core.shadowUntil = e.cfg.ShadowUntil.UnixMilli()
+		w.core.shadowed = func(o Output) { e.m.shadowed.WithLabelValues(o.Topic).Inc() }
+	}
 	go func() {
 		for t := range w.tasks {
 			t()
