@@ -41,15 +41,15 @@ type partitionCore struct {
 	// from an event (wall clock + 5 min, design §3).
 	wallLimit func() int64
 
-	sink     func(Output)
+	sink func(Output)
 	// shadowUntil (ms) drops emitted outputs of calls whose event time is
 	// before it (Config.ShadowUntil); shadowed counts them. Zero: off.
 	shadowUntil int64
 	shadowed    func(Output)
-	upserts  []Output
-	upsertAt map[string]int
-	internal []Event
-	bufs     map[string]any // operator name -> transaction buffer (Context.TxnBuffer)
+	upserts     []Output
+	upsertAt    map[string]int
+	internal    []Event
+	bufs        map[string]any // operator name -> transaction buffer (Context.TxnBuffer)
 
 	timersFired int64 // since the last commit or drop
 	timerDelta  int64 // timers set minus timers removed, since the last commit or drop
