@@ -236,7 +236,10 @@ func (e *Engine) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 			return
 		}
 		w := e.newWorker(p)
-		err := w.core.load()
+		err := w.loadMarker()
+		if err == nil {
+			err = w.core.load()
+		}
 		if err == nil {
 			var n int
 			n, err = w.core.pendingTimers()

@@ -218,6 +218,21 @@ func (w *worker) changelogPromise(r *kgo.Record, err error) {
 	}
 }
 
+// loadMarker reads the partition's marker, as restore left it, into
+// w.marker. apply writes w.marker back on every commit, also for a
+// partition with no changelog records in the transaction, so it must start
+// from the stored one: a zero marker would send the next restore back to
+// the start of the changelog.
+func (w *worker) loadMarker() error {
+	m, err := w.e.readMarker(w.p)
+	if err != nil || m == nil {
+		return err
+	}
+	w.marker = *m
+	w.next = m.InputOffset
+	return nil
+}
+
 // apply commits the transaction's writes and the marker to the store. It
 // runs only after the Kafka transaction committed (design §2).
 func (w *worker) apply() error {
@@ -246,5 +261,6 @@ func (w *worker) apply() error {
 // drop forgets the transaction's writes; the session rewinds the input.
 func (w *worker) drop() error {
 	w.active = false
+	w.next = w.marker.InputOffset
 	return w.core.drop()
 }
