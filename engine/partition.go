@@ -46,6 +46,10 @@ type partitionCore struct {
 	// before it (Config.ShadowUntil); shadowed counts them. Zero: off.
 	shadowUntil int64
 	shadowed    func(Output)
+	// poison, if set, names timers that failed too often; deadTimer
+	// dead-letters one instead of firing it (poison.go).
+	poison    *poisonBook
+	deadTimer func(k state.Key, payload []byte, msg string)
 	upserts     []Output
 	upsertAt    map[string]int
 	internal    []Event
