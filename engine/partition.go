@@ -50,10 +50,10 @@ type partitionCore struct {
 	// dead-letters one instead of firing it (poison.go).
 	poison    *poisonBook
 	deadTimer func(k state.Key, payload []byte, msg string)
-	upserts     []Output
-	upsertAt    map[string]int
-	internal    []Event
-	bufs        map[string]any // operator name -> transaction buffer (Context.TxnBuffer)
+	upserts   []Output
+	upsertAt  map[string]int
+	internal  []Event
+	bufs      map[string]any // operator name -> transaction buffer (Context.TxnBuffer)
 
 	timersFired int64 // since the last commit or drop
 	timerDelta  int64 // timers set minus timers removed, since the last commit or drop
