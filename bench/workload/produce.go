@@ -10,18 +10,28 @@ import (
 )
 
 // Counts tallies what a producer sent. The zero value is ready to use; Add
-// is not safe for concurrent use.
+// is not safe for concurrent use, and a copy shares the set of users seen.
 type Counts struct {
 	Records   int64 `json:"records"`
 	Bytes     int64 `json:"bytes"` // keys and values
 	Profile   int64 `json:"profile"`
 	Malformed int64 `json:"malformed"`
 	Late      int64 `json:"late"`
+	Users     int   `json:"users"` // distinct users
+
+	seen map[int]struct{}
 }
 
 // Add counts r.
 func (c *Counts) Add(r Record) {
 	c.Records++
+	if c.seen == nil {
+		c.seen = map[int]struct{}{}
+	}
+	if _, ok := c.seen[r.User]; !ok {
+		c.seen[r.User] = struct{}{}
+		c.Users++
+	}
 	c.Bytes += int64(len(r.Key) + len(r.Value))
 	switch r.Kind {
 	case ProfileSet:

@@ -28,7 +28,7 @@ type Options struct {
 	Steps [3]float64
 	// Concurrent sessions are open at once; each record continues one of
 	// them chosen at random, so users interleave as on a live site. [64]
-	Concurrent int
+	Concurrent    int
 	ProfileRate   float64       // fraction of records that are $profile_set [0.01]
 	MalformedRate float64       // fraction of records that must go to the DLQ [0.001]
 	LateRate      float64       // fraction of events whose ts lags up to MaxLate [0.01]
