@@ -19,9 +19,13 @@ import (
 type Options struct {
 	Seed  uint64 // [1]
 	Users int    // distinct users [10000]
-	// ZipfS is the Zipf exponent of user activity (> 1): the user of rank
-	// k is chosen with probability ∝ (1+k)^-s. [1.1]
+	// ZipfS and ZipfV shape user activity: the user of rank k (from 0) is
+	// chosen with probability ∝ (v+k)^-s, s > 1, v ≥ 1. With the defaults
+	// [1.1, 50] and 10,000 users the most active user makes 0.5% of the
+	// events and the top 1% of users make 25%; v = 1 is the pure Zipf law,
+	// where the top user makes 15%, more like a bot than a customer.
 	ZipfS float64
+	ZipfV float64
 	// Steps are the probabilities of each session step given the one
 	// before: view_item after app_open, add_to_cart after view_item,
 	// purchase after add_to_cart. [0.8, 0.5, 0.3]
@@ -48,6 +52,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.ZipfS == 0 {
 		o.ZipfS = 1.1
+	}
+	if o.ZipfV == 0 {
+		o.ZipfV = 50
 	}
 	if o.Steps == [3]float64{} {
 		o.Steps = [3]float64{0.8, 0.5, 0.3}
@@ -81,8 +88,8 @@ func (o *Options) Validate() error {
 	if o.Users < 1 {
 		errs = append(errs, fmt.Errorf("users %d: must be positive", o.Users))
 	}
-	if o.ZipfS <= 1 {
-		errs = append(errs, fmt.Errorf("zipf exponent %v: must be above 1", o.ZipfS))
+	if o.ZipfS <= 1 || o.ZipfV < 1 {
+		errs = append(errs, fmt.Errorf("zipf s %v, v %v: s must be above 1 and v at least 1", o.ZipfS, o.ZipfV))
 	}
 	for i, p := range append(o.Steps[:], o.ProfileRate, o.MalformedRate, o.LateRate) {
 		if p < 0 || p > 1 {
@@ -159,7 +166,7 @@ func New(o Options) (*Generator, error) {
 		return nil, fmt.Errorf("validating workload options: %w", err)
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
-	g := &Generator{o: o, rng: rng, zipf: rand.NewZipf(rng, o.ZipfS, 1, uint64(o.Users-1))}
+	g := &Generator{o: o, rng: rng, zipf: rand.NewZipf(rng, o.ZipfS, o.ZipfV, uint64(o.Users-1))}
 	g.sessions = make([]session, o.Concurrent)
 	for i := range g.sessions {
 		g.sessions[i] = g.newSession()
