@@ -51,6 +51,7 @@ func Compare(old, cur *Result) []Delta {
 		add(mt.mode+" events/s", o.EventsPerS, n.EventsPerS, false)
 		add(mt.mode+" MB/s", o.MBPerS, n.MBPerS, false)
 		add(mt.mode+" CPU s per M events", o.CPUSecPerMEvents, n.CPUSecPerMEvents, true)
+		add(mt.mode+" broker CPU s per M events", o.BrokerCPUSecPerMEvents, n.BrokerCPUSecPerMEvents, true)
 		add(mt.mode+" RSS peak MB", o.RSSPeakMB, n.RSSPeakMB, true)
 		add(mt.mode+" state B/user", o.StateBytesPerUser, n.StateBytesPerUser, true)
 		add(mt.mode+" changelog B/event", o.ChangelogBytesPerEvent, n.ChangelogBytesPerEvent, true)

@@ -29,6 +29,25 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// ProcessCPU returns the user plus system CPU time process pid has used,
+// from /proc/<pid>/stat (0 where there is no /proc). Linux reports it in
+// clock ticks of 10 ms.
+func ProcessCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 // rssBytes returns this process's resident set size from /proc/self/status
 // (0 where there is no /proc).
 func rssBytes() int64 {
@@ -65,6 +84,8 @@ type sampler struct {
 
 	first  time.Time
 	cpu0   time.Duration // CPU time when the counter first moved
+	bcpu0  time.Duration // the broker's, if known
+	bcpu   func() time.Duration
 	series []Point
 	rssMax int64
 
@@ -75,8 +96,8 @@ type sampler struct {
 // sampleInterval is the time between points of a throughput series.
 const sampleInterval = 250 * time.Millisecond
 
-func startSampler(label string, total int, count func() float64, progress func(string)) *sampler {
-	s := &sampler{count: count, progress: progress, label: label, total: total, stopCh: make(chan struct{})}
+func startSampler(label string, total int, count func() float64, progress func(string), brokerCPU func() time.Duration) *sampler {
+	s := &sampler{count: count, progress: progress, label: label, total: total, bcpu: brokerCPU, stopCh: make(chan struct{})}
 	s.done.Add(1)
 	go s.run()
 	return s
@@ -97,7 +118,7 @@ func (s *sampler) run() {
 			if s.first.IsZero() {
 				if n > 0 {
 					s.first, lastT, lastLine = now, now, now
-					s.cpu0 = cpuTime()
+					s.cpu0, s.bcpu0 = cpuTime(), s.brokerCPU()
 					tick.Reset(sampleInterval)
 				}
 				continue
@@ -120,6 +141,14 @@ func rssBytesEvery(now, last time.Time) int64 {
 		return 0
 	}
 	return rssBytes()
+}
+
+// brokerCPU returns the broker's CPU time, or 0 if unknown.
+func (s *sampler) brokerCPU() time.Duration {
+	if s.bcpu == nil {
+		return 0
+	}
+	return s.bcpu()
 }
 
 // stop stops sampling; the fields may be read after it returns.
@@ -165,12 +194,11 @@ func waitCommitted(ctx context.Context, adm *kadm.Client, group string, want int
 	return ctx.Err()
 }
 
+// sleepCtx waits for d or until ctx is done.
 func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-t.C:
+	case <-time.After(d):
 	}
 }
 

@@ -85,8 +85,8 @@ func writeThroughput(b *strings.Builder, r *Result) {
 	if len(r.Runs) == 0 {
 		return
 	}
-	b.WriteString("| mode | events/s per run | median events/s | MB/s | CPU s per M events | cores busy | RSS peak MB | state B/user | changelog B/event | DLQ = malformed |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| mode | events/s per run | median events/s | MB/s | CPU s per M events | cores busy | broker CPU s per M events | broker cores busy | RSS peak MB | state B/user | changelog B/event | DLQ = malformed |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, mt := range modeTitles {
 		runs, ok := r.Runs[mt.mode]
 		if !ok {
@@ -102,8 +102,8 @@ func writeThroughput(b *strings.Builder, r *Result) {
 			st, cl = fmt.Sprintf("%.0f", m.StateBytesPerUser), fmt.Sprintf("%.1f", m.ChangelogBytesPerEvent)
 			dlq = fmt.Sprintf("%d = %d", m.DLQRecords, m.Malformed)
 		}
-		fmt.Fprintf(b, "| %s | %s | %.0f | %.1f | %.2f | %.2f | %.0f | %s | %s | %s |\n", mt.title, join(rates), m.EventsPerS,
-			m.MBPerS, m.CPUSecPerMEvents, m.CoresBusy, m.RSSPeakMB, st, cl, dlq)
+		fmt.Fprintf(b, "| %s | %s | %.0f | %.1f | %.2f | %.2f | %.2f | %.2f | %.0f | %s | %s | %s |\n", mt.title, join(rates), m.EventsPerS,
+			m.MBPerS, m.CPUSecPerMEvents, m.CoresBusy, m.BrokerCPUSecPerMEvents, m.BrokerCoresBusy, m.RSSPeakMB, st, cl, dlq)
 	}
 	if r.Ratio > 0 {
 		fmt.Fprintf(b, "\n**Cairn / ceiling = %.2f** (ratio of medians).", r.Ratio)

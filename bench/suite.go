@@ -24,21 +24,29 @@ const (
 	ModeAtLeastOnce = "at-least-once" // the engine without transactions
 )
 
-// BrokerFunc starts a broker for one run and returns its addresses and a
-// function that stops it. A function that returns the addresses of an
-// existing cluster (and a no-op stop) runs the suite against it: every run
+// BrokerFunc starts a broker for one run. A function that returns an
+// existing cluster (with a no-op Stop) runs the suite against it: every run
 // uses topics and a group of its own.
-type BrokerFunc func(ctx context.Context, partitions int) (addrs []string, stop func(), err error)
+type BrokerFunc func(ctx context.Context, partitions int) (*RunningBroker, error)
+
+// RunningBroker is one run's broker.
+type RunningBroker struct {
+	Addrs []string
+	Stop  func()
+	// CPU returns the CPU time the broker has used, where it is a process
+	// of its own; nil otherwise.
+	CPU func() time.Duration
+}
 
 // InProcessBroker starts an embedded broker in this process. Its CPU time
 // and memory then count in every figure; a child-process broker
 // (`processor bench --broker child`) keeps them apart.
-func InProcessBroker(_ context.Context, partitions int) ([]string, func(), error) {
+func InProcessBroker(_ context.Context, partitions int) (*RunningBroker, error) {
 	b, err := broker.Start(broker.Options{Partitions: partitions})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return b.Addrs(), b.Close, nil
+	return &RunningBroker{Addrs: b.Addrs(), Stop: b.Close}, nil
 }
 
 // Options configures Run. Zero fields take the defaults in brackets.
@@ -236,6 +244,8 @@ func medianRun(runs []ThroughputRun) ThroughputRun {
 	m.MBPerS = med(func(r ThroughputRun) float64 { return r.MBPerS })
 	m.CPUSecPerMEvents = med(func(r ThroughputRun) float64 { return r.CPUSecPerMEvents })
 	m.CoresBusy = med(func(r ThroughputRun) float64 { return r.CoresBusy })
+	m.BrokerCPUSecPerMEvents = med(func(r ThroughputRun) float64 { return r.BrokerCPUSecPerMEvents })
+	m.BrokerCoresBusy = med(func(r ThroughputRun) float64 { return r.BrokerCoresBusy })
 	m.RSSPeakMB = med(func(r ThroughputRun) float64 { return r.RSSPeakMB })
 	m.StateBytesPerUser = med(func(r ThroughputRun) float64 { return r.StateBytesPerUser })
 	m.ChangelogBytesPerEvent = med(func(r ThroughputRun) float64 { return r.ChangelogBytesPerEvent })

@@ -34,7 +34,12 @@ type ThroughputRun struct {
 	// process per million events; CoresBusy is CPU time over wall time.
 	CPUSecPerMEvents float64 `json:"cpu_s_per_million_events"`
 	CoresBusy        float64 `json:"cores_busy"`
-	RSSPeakMB        float64 `json:"rss_peak_mb"`
+	// BrokerCPUSecPerMEvents and BrokerCoresBusy are the same for a broker
+	// in a process of its own: a broker near one core busy is the
+	// bottleneck (kfake serves requests on one goroutine).
+	BrokerCPUSecPerMEvents float64 `json:"broker_cpu_s_per_million_events,omitempty"`
+	BrokerCoresBusy        float64 `json:"broker_cores_busy,omitempty"`
+	RSSPeakMB              float64 `json:"rss_peak_mb"`
 	// StateBytesPerUser is the logical size of the stores (keys plus
 	// values) over the distinct users of the input.
 	StateBytesPerUser      float64 `json:"state_bytes_per_user,omitempty"`
@@ -51,6 +56,8 @@ type env struct {
 	adm   *kadm.Client
 	cl    *kgo.Client
 	tag   string // makes topic and group names unique on a shared cluster
+
+	brokerCPU func() time.Duration // nil unless the broker is a process of its own
 }
 
 func (e *env) input() string { return "bench-events-" + e.tag }
@@ -59,16 +66,17 @@ func (e *env) app(mode string) string {
 }
 
 func newEnv(ctx context.Context, o Options) (*env, error) {
-	addrs, stop, err := o.Broker(ctx, int(o.Partitions))
+	b, err := o.Broker(ctx, int(o.Partitions))
 	if err != nil {
 		return nil, fmt.Errorf("starting broker: %w", err)
 	}
+	addrs, stop := b.Addrs, b.Stop
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ProducerLinger(5 * time.Millisecond)}, o.ClientOpts...)...)
 	if err != nil {
 		stop()
 		return nil, err
 	}
-	e := &env{addrs: addrs, stop: stop, cl: cl, adm: kadm.NewClient(cl), tag: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	e := &env{addrs: addrs, stop: stop, brokerCPU: b.CPU, cl: cl, adm: kadm.NewClient(cl), tag: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	if _, err := e.adm.CreateTopic(ctx, o.Partitions, -1, nil, e.input()); err != nil {
 		e.close()
 		return nil, fmt.Errorf("creating %s: %w", e.input(), err)
@@ -130,15 +138,15 @@ type measured struct {
 	s *sampler
 }
 
-func startMeasure(label string, total int64, count func() float64, progress func(string)) *measured {
+func startMeasure(e *env, label string, total int64, count func() float64, progress func(string)) *measured {
 	m := &measured{}
-	m.s = startSampler(label, int(total), count, progress)
+	m.s = startSampler(label, int(total), count, progress, e.brokerCPU)
 	return m
 }
 
 // finish stops the measurement and fills run's time, CPU and memory.
 func (m *measured) finish(run *ThroughputRun) {
-	cpu1 := cpuTime()
+	cpu1, bcpu1 := cpuTime(), m.s.brokerCPU()
 	end := time.Now()
 	m.s.stop()
 	run.Seconds = end.Sub(m.s.first).Seconds()
@@ -146,6 +154,10 @@ func (m *measured) finish(run *ThroughputRun) {
 	run.CPUSecPerMEvents = cpu / float64(run.Events) * 1e6
 	run.CoresBusy = cpu / run.Seconds
 	run.RSSPeakMB = float64(m.s.rssMax) / (1 << 20)
+	if bcpu := (bcpu1 - m.s.bcpu0).Seconds(); bcpu > 0 {
+		run.BrokerCPUSecPerMEvents = bcpu / float64(run.Events) * 1e6
+		run.BrokerCoresBusy = bcpu / run.Seconds
+	}
 	run.Series = m.s.series
 }
 
@@ -184,7 +196,7 @@ func runEngines(ctx context.Context, o Options, e *env, run *ThroughputRun, pref
 		}
 		ins, regs = append(ins, in), append(regs, in.reg)
 	}
-	m := startMeasure(label, run.Events, counterSum("cairn_records_consumed_total", regs...), o.Progress)
+	m := startMeasure(e, label, run.Events, counterSum("cairn_records_consumed_total", regs...), o.Progress)
 	werr := waitJoined(ctx, ins, joinFirst, int(o.Partitions))
 	if werr == nil && joinFirst {
 		werr = prefill()
@@ -348,7 +360,7 @@ func passthrough(ctx context.Context, o Options, e *env, run *ThroughputRun, lab
 	}
 	defer sess.Close()
 	var seen atomic.Int64
-	m := startMeasure(label, run.Events, func() float64 { return float64(seen.Load()) }, o.Progress)
+	m := startMeasure(e, label, run.Events, func() float64 { return float64(seen.Load()) }, o.Progress)
 	for seen.Load() < run.Events && ctx.Err() == nil {
 		if err := passthroughTxn(ctx, o, sess, out, &seen, run.Events); err != nil {
 			m.finish(run)

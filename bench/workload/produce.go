@@ -60,10 +60,17 @@ func (f *firstErr) promise(_ *kgo.Record, err error) {
 	}
 }
 
-func (f *firstErr) get() error {
+// wait flushes cl and returns the first produce error, or ctx's error.
+func (f *firstErr) wait(ctx context.Context, cl *kgo.Client, what string) error {
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("%s: flushing: %w", what, err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.err
+	if f.err != nil {
+		return fmt.Errorf("%s: %w", what, f.err)
+	}
+	return ctx.Err()
 }
 
 // Prefill produces n records to topic with timestamps spread evenly over
@@ -78,13 +85,7 @@ func Prefill(ctx context.Context, cl *kgo.Client, topic string, g *Generator, n 
 		c.Add(r)
 		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value}, fe.promise)
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return c, fmt.Errorf("flushing the prefill of %s: %w", topic, err)
-	}
-	if err := fe.get(); err != nil {
-		return c, fmt.Errorf("prefilling %s: %w", topic, err)
-	}
-	return c, ctx.Err()
+	return c, fe.wait(ctx, cl, "prefilling "+topic)
 }
 
 // OpenLoop produces to topic at rate records/s for d, open loop: record i
@@ -107,7 +108,10 @@ func OpenLoop(ctx context.Context, cl *kgo.Client, topic string, g *Generator, r
 	for i := int64(0); i < n && ctx.Err() == nil; i++ {
 		due := start.Add(time.Duration(i) * interval)
 		if wait := time.Until(due); wait > 0 {
-			sleep(ctx, wait)
+			select { // an overslept wait only makes the next records go at once
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
 		}
 		r := g.Next(time.Now().UnixMilli())
 		c.Add(r)
@@ -116,23 +120,5 @@ func OpenLoop(ctx context.Context, cl *kgo.Client, topic string, g *Generator, r
 		}
 		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value}, fe.promise)
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return c, fmt.Errorf("flushing open-loop records to %s: %w", topic, err)
-	}
-	if err := fe.get(); err != nil {
-		return c, fmt.Errorf("producing open-loop records to %s: %w", topic, err)
-	}
-	return c, ctx.Err()
-}
-
-// sleep waits for d or until ctx is done. Sleeps under a millisecond are
-// batched by the caller's schedule: the next due time is absolute, so an
-// overslept wait only makes the next records go at once.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	return c, fe.wait(ctx, cl, "producing open-loop records to "+topic)
 }

@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/cairn-cjo/cairn/internal/demo"
 )
 
 // Options configures a Generator. Zero fields take the default in brackets;
@@ -123,14 +125,8 @@ type Record struct {
 	Late       bool
 }
 
-// wire is the record value (docs/events.md).
-type wire struct {
-	UserID  string         `json:"user_id"`
-	Event   string         `json:"event"`
-	TS      int64          `json:"ts"`
-	Props   map[string]any `json:"props,omitempty"`
-	EventID string         `json:"event_id"`
-}
+// wire is the record value (docs/events.md), as the demo stream writes it.
+type wire = demo.Event
 
 var (
 	tiers    = []string{"silver", "silver", "silver", "gold", "bronze"}

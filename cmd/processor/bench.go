@@ -124,7 +124,9 @@ func (f *benchFlags) broker(o *bench.Options) error {
 	switch {
 	case f.brokers != "":
 		addrs := splitList(f.brokers)
-		o.Broker = func(context.Context, int) ([]string, func(), error) { return addrs, func() {}, nil }
+		o.Broker = func(context.Context, int) (*bench.RunningBroker, error) {
+			return &bench.RunningBroker{Addrs: addrs, Stop: func() {}}, nil
+		}
 		o.BrokerKind = "Kafka at " + f.brokers
 	case f.brokerKind == "child":
 		o.Broker, o.BrokerKind = childBroker, "embedded kfake in a child process (`processor broker`), not counted in CPU or RSS"
@@ -252,24 +254,24 @@ func parseInts(s string) ([]int, error) {
 // childBroker starts `processor broker` on a free port as a child process,
 // so that the broker's CPU time and memory stay out of the harness's
 // getrusage and RSS figures. It returns once the broker says it listens.
-func childBroker(_ context.Context, partitions int) ([]string, func(), error) {
+func childBroker(_ context.Context, partitions int) (*bench.RunningBroker, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	port, err := freePort()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cmd := exec.Command(exe, "broker", "--port", strconv.Itoa(port), "--partitions", strconv.Itoa(partitions))
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the harness
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("starting the broker process: %w", err)
+		return nil, fmt.Errorf("starting the broker process: %w", err)
 	}
 	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
 	br := bufio.NewReader(out)
@@ -277,10 +279,11 @@ func childBroker(_ context.Context, partitions int) ([]string, func(), error) {
 	if err != nil || !strings.Contains(line, "listening") {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, nil, fmt.Errorf("starting the broker process: it said %q: %v", line, err)
+		return nil, fmt.Errorf("starting the broker process: it said %q: %v", line, err)
 	}
 	go func() { _, _ = br.WriteTo(io.Discard) }()
-	return []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, stop, nil
+	return &bench.RunningBroker{Addrs: []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, Stop: stop,
+		CPU: func() time.Duration { return bench.ProcessCPU(cmd.Process.Pid) }}, nil
 }
 
 func freePort() (int, error) {
