@@ -54,6 +54,7 @@ func latencyPlot(r *Result) (*plot.Plot, error) {
 	p.Title.Text = "End-to-end latency (produce due time → read_committed output)"
 	p.X.Label.Text, p.Y.Label.Text = "latency (ms, log scale)", "fraction of events"
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{}
+	p.Legend.Top, p.Legend.Left = true, true
 	var lines []any
 	for _, l := range r.Latency {
 		pts := make(plotter.XYs, 0, len(l.CDF))
@@ -79,12 +80,12 @@ func throughputPlot(r *Result) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Throughput over time, pre-filled backlog (median run of each mode)"
 	p.X.Label.Text, p.Y.Label.Text = "seconds since the first record consumed", "events/s (250 ms samples)"
-	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{}
+	p.Legend.Top = true
 	var lines []any
 	for _, m := range modes {
 		pts := make(plotter.XYs, 0, len(r.Medians[m].Series))
 		for _, s := range r.Medians[m].Series {
-			pts = append(pts, plotter.XY{X: s.T, Y: max(s.EventsPerS, 1)})
+			pts = append(pts, plotter.XY{X: s.T, Y: s.EventsPerS})
 		}
 		lines = append(lines, m, pts)
 	}

@@ -205,7 +205,7 @@ func benchCommand(args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
 		quoted[i] = a
-		if strings.ContainsAny(a, " ()'") {
+		if a == "" || strings.ContainsAny(a, " ()'\"") {
 			quoted[i] = strconv.Quote(a)
 		}
 	}
