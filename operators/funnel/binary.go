@@ -174,6 +174,9 @@ func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]st
 		return groups[i-1]
 	}
 	n := r.count(2)
+	if cap(st.Events) < n+1 {
+		st.Events = make([]stepEvent, 0, n+2) // room for the events of a transaction
+	}
 	st.Events = st.Events[:0]
 	ts := st.Latest
 	for ; n > 0 && r.err == nil; n-- {
@@ -191,6 +194,9 @@ func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]st
 		ts = e.TS
 	}
 	n = r.count(4)
+	if cap(st.Counted) < n+1 {
+		st.Counted = make([]counted, 0, n+2)
+	}
 	st.Counted = st.Counted[:0]
 	for ; n > 0 && r.err == nil; n-- {
 		var c counted

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/state"
@@ -142,9 +143,16 @@ func (p *page) entry(ctx *engine.Context, f *Definition, bucket, group string) (
 // user with many events in one transaction costs one record write and a
 // count touched by many events one page write and one upsert. Not safe for
 // concurrent use; one belongs to one partition worker.
+//
+// Flush returns it to txnPool with its records and states, whose memory the
+// next transaction reuses; an aborted transaction's buffer is left to the
+// garbage collector.
 type txnState struct {
 	users map[string]*userRecord
 	rows  map[rowKey]*txnRow
+
+	freeRecs   []*userRecord
+	freeStates []*userState
 }
 
 type rowKey struct{ id, bucket, group string }
@@ -158,8 +166,45 @@ type txnRow struct {
 	counts        []int64 // the counts after the raise, set by Flush
 }
 
-func newTxnState() any {
+var txnPool = sync.Pool{New: func() any {
 	return &txnState{users: map[string]*userRecord{}, rows: map[rowKey]*txnRow{}}
+}}
+
+func newTxnState() any { return txnPool.Get() }
+
+// maxFree bounds the free records and states a txnState keeps.
+const maxFree = 1 << 14
+
+// release empties t and puts it back in txnPool; t must not be used after.
+func (t *txnState) release() {
+	for _, r := range t.users {
+		for i := range r.parts {
+			if st := r.parts[i].st; st != nil && len(t.freeStates) < maxFree {
+				t.freeStates = append(t.freeStates, st)
+			}
+		}
+		clear(r.parts)
+		if len(t.freeRecs) < maxFree {
+			t.freeRecs = append(t.freeRecs, r)
+		}
+	}
+	clear(t.users)
+	clear(t.rows)
+	txnPool.Put(t)
+}
+
+// newState returns an empty userState, reusing a released one's memory.
+func (t *txnState) newState() *userState {
+	n := len(t.freeStates)
+	if n == 0 {
+		return &userState{}
+	}
+	st := t.freeStates[n-1]
+	t.freeStates = t.freeStates[:n-1]
+	clear(st.Events)
+	clear(st.Counted)
+	st.Latest, st.Events, st.Counted = 0, st.Events[:0], st.Counted[:0]
+	return st
 }
 
 // record returns the record of the context's user, read from state on the
@@ -168,7 +213,12 @@ func (t *txnState) record(ctx *engine.Context) (*userRecord, error) {
 	if r := t.users[ctx.UserID()]; r != nil {
 		return r, nil
 	}
-	r := &userRecord{}
+	var r *userRecord
+	if n := len(t.freeRecs); n > 0 {
+		r, t.freeRecs = t.freeRecs[n-1], t.freeRecs[:n-1]
+	} else {
+		r = &userRecord{}
+	}
 	if err := r.load(ctx); err != nil {
 		return nil, err
 	}
@@ -221,6 +271,7 @@ func (o *Operator) Flush(ctx *engine.Context, b any) error {
 	if err := o.saveRecords(ctx, buf); err != nil {
 		return err
 	}
+	defer buf.release()
 	rows := make([]*txnRow, 0, len(buf.rows))
 	for _, r := range buf.rows {
 		rows = append(rows, r)

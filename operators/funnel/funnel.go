@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/expr-lang/expr"
 
@@ -87,13 +86,14 @@ func New(docs []defs.Doc, opts Options) (*Operator, error) {
 		}
 		return i
 	}
-	locs := map[string]*time.Location{} // one per zone, for bucketCache
+	zones := map[string]*Definition{} // the first of each zone: one Location per zone, for bucketCache
 	for _, f := range fs {
 		o.byID[f.ID] = f
-		if l, ok := locs[f.Timezone]; ok {
-			f.loc = l
+		if z, ok := zones[f.Timezone]; ok {
+			f.loc, f.zoneSlot = z.loc, z.zoneSlot
 		} else {
-			locs[f.Timezone] = f.loc
+			f.zoneSlot = len(zones)
+			zones[f.Timezone] = f
 		}
 		if f.groupProg != nil {
 			f.groupIdx = index("g:" + f.GroupBy)
@@ -178,7 +178,7 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	for i := range s.hits {
 		h := &s.hits[i]
 		h.lo = len(s.changes)
-		if err := o.update(ctx, rec, s, h, ev); err != nil {
+		if err := o.update(ctx, buf, rec, s, h, ev); err != nil {
 			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
 		}
 		h.hi = len(s.changes)
@@ -221,8 +221,8 @@ type hit struct {
 
 // update adds h to the user's state in h.f unless it is too late, and
 // appends the raises of the user's depths to s.changes.
-func (o *Operator) update(ctx *engine.Context, rec *userRecord, s *scratch, h *hit, ev *engine.Event) error {
-	st, found, err := rec.state(h.f.ID, s)
+func (o *Operator) update(ctx *engine.Context, t *txnState, rec *userRecord, s *scratch, h *hit, ev *engine.Event) error {
+	st, found, err := rec.state(h.f.ID, t, s)
 	if err != nil {
 		return err
 	}

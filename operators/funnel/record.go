@@ -127,17 +127,17 @@ func (r *userRecord) find(id string) (int, bool) {
 // state returns the user's state in funnel id, decoding it on first use;
 // found is false if the user had none, and the state is then a new, empty
 // part of the record.
-func (r *userRecord) state(id string, s *scratch) (st *userState, found bool, err error) {
+func (r *userRecord) state(id string, t *txnState, s *scratch) (st *userState, found bool, err error) {
 	i, ok := r.find(id)
 	if !ok {
-		r.parts = slices.Insert(r.parts, i, recordPart{id: []byte(id), st: &userState{}})
+		r.parts = slices.Insert(r.parts, i, recordPart{id: []byte(id), st: t.newState()})
 		return r.parts[i].st, false, nil
 	}
 	p := &r.parts[i]
 	if p.st != nil {
 		return p.st, true, nil
 	}
-	st = &userState{}
+	st = t.newState()
 	if err := st.decodePart(p, s); err != nil {
 		return nil, false, err
 	}
