@@ -29,17 +29,23 @@ import (
 // appendBinary appends st in the binary layout to b.
 func (st *userState) appendBinary(b []byte, groups []string) ([]byte, []string) {
 	groups = groups[:0]
+	last := uint64(0) // the index found last: neighbouring events mostly share a group
 	index := func(g string) uint64 {
 		if g == "" {
 			return 0
 		}
+		if last != 0 && groups[last-1] == g {
+			return last
+		}
 		for i, x := range groups {
 			if x == g {
-				return uint64(i + 1)
+				last = uint64(i + 1)
+				return last
 			}
 		}
 		groups = append(groups, g)
-		return uint64(len(groups))
+		last = uint64(len(groups))
+		return last
 	}
 	for i := range st.Events {
 		index(st.Events[i].Group)
