@@ -170,6 +170,9 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	if len(s.hits) == 0 {
 		return nil
 	}
+	// An error below leaves the buffered record half updated; it is never
+	// written, since an operator error aborts the transaction and the
+	// engine drops its buffers.
 	buf := ctx.TxnBuffer(newTxnState).(*txnState)
 	rec, err := buf.record(ctx)
 	if err != nil {
