@@ -64,16 +64,8 @@ func TestRedefinedFunnelsMatchReference(t *testing.T) {
 		}
 		rows := map[string]Row{}
 		for i, e := range evs {
-			outs, err := l.Process(e)
-			if err != nil {
+			if err := processInto(t, l, e, rows); err != nil {
 				t.Fatalf("seed %d: processing event %d: %v", seed, i, err)
-			}
-			for _, o := range outs {
-				row, err := DecodeRow(o.Key, o.Value)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rows[string(o.Key)] = row
 			}
 		}
 		want, _ := reference([]refFunnel{a}, evs[:2*n/3])
