@@ -49,7 +49,9 @@ type checkerAction struct {
 // time apart, while the processor is SIGKILLed at random moments. Every
 // tick must have exactly one chk action, in sequence order per user, and
 // every tenth tick (but the last ten of a user, whose wait may not be due
-// yet) exactly one chk-wait action; no action id may appear twice.
+// yet) exactly one chk-wait action; no action id may appear twice. The
+// committed aggregates must match a recomputation from the committed
+// input: checkerFunnel's counts and the journeys' counters.
 func TestCheckerJourneyUnderKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real processes")
@@ -60,17 +62,8 @@ func TestCheckerJourneyUnderKills(t *testing.T) {
 		kills = crashCycles()
 	}
 	b, defs := counterSetup(t)
-	if err := os.WriteFile(filepath.Join(defs, "checker.yaml"), []byte(checkerDefs), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2025, 6, 3, 9, 0, 0, 0, time.UTC).UnixMilli()
-	var evs []kafkatest.Event
-	for seq := 1; seq <= perUser; seq++ {
-		for u := 0; u < users; u++ {
-			evs = append(evs, kafkatest.Event{UserID: fmt.Sprintf("c-%d", u), Event: "tick", TS: t0 + int64(seq)*1000,
-				Props: map[string]any{"seq": seq}, EventID: fmt.Sprintf("t-%d-%d", u, seq)})
-		}
-	}
+	writeCheckerDefs(t, defs)
+	evs := checkerEvents(users, perUser)
 	args := []string{"run", "--brokers", b[0], "--app-id", "chk", "--definitions", defs,
 		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "chk", "--idle-advance=false",
 		"--commit-interval", "30ms", "--session-timeout", "2s", "--rebalance-timeout", "5s", "--transaction-timeout", "8s", "--log-level", "info"}
@@ -89,18 +82,55 @@ func TestCheckerJourneyUnderKills(t *testing.T) {
 	kafkatest.WaitGroupEmpty(t, b, "chk")
 	c := startChild(t, args...)
 	c.waitLog(t, "partitions assigned")
-	waitConsumed(t, b, "chk", "events")
+	kafkatest.WaitConsumed(t, b, "chk", "events")
 	if code := c.term(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
-	tally := checkActions(t, kafkatest.ReadCommitted(t, b, "actions.push"), users, perUser)
-	txns := kafkatest.CheckTransactions(t, b, "actions.push")
-	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "checker journeys (one action per tick through a split, one more after a wait per tenth tick), SIGKILL at random moments; events = expected actions",
-		Cycles: kills, Tally: tally, Txns: &txns, Seed: seed, Restarts: recoveries(t)})
-	if !tally.Exact() {
-		t.Fatalf("checker actions not exactly once: %+v (seed %d)", tally, seed)
+	row := kafkatest.ChaosRow{Scenario: "checker journeys (one action per tick through a split, one more after a wait per tenth tick) and funnel, SIGKILL at random moments; events = expected actions",
+		Cycles: kills, Seed: seed, Restarts: recoveries(t)}
+	reportChecker(t, b, "chk", users, perUser, row)
+}
+
+// writeCheckerDefs writes the checker journeys and funnel to defs.
+func writeCheckerDefs(t *testing.T, defs string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(defs, "checker.yaml"), []byte(checkerDefs+"---\n"+checkerFunnel), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("%d kills, %d actions, exact", kills, tally.Outputs)
+}
+
+// checkerEvents are the checker's input: perUser ticks per user, one second
+// of event time apart from 9:59:31 (so that the funnel's hour buckets split
+// them), each with its sequence number, funnel step and group.
+func checkerEvents(users, perUser int) []kafkatest.Event {
+	t0 := time.Date(2025, 6, 3, 9, 59, 30, 0, time.UTC).UnixMilli()
+	var evs []kafkatest.Event
+	for seq := 1; seq <= perUser; seq++ {
+		for u := 0; u < users; u++ {
+			evs = append(evs, kafkatest.Event{UserID: fmt.Sprintf("c-%d", u), Event: "tick", TS: t0 + int64(seq)*1000,
+				Props:   map[string]any{"seq": seq, "k": checkerStep(u, seq), "g": fmt.Sprintf("g%d", u%3)},
+				EventID: fmt.Sprintf("t-%d-%d", u, seq)})
+		}
+	}
+	return evs
+}
+
+// reportChecker checks the checker's committed outputs once app has
+// consumed all input: actions exactly once and in order, aggregates equal
+// to their recomputation from the committed input, no hanging transaction.
+// It reports row with the figures, then fails the test if any is wrong.
+func reportChecker(t *testing.T, addrs []string, app string, users, perUser int, row kafkatest.ChaosRow) {
+	t.Helper()
+	row.Tally = checkActions(t, kafkatest.ReadCommitted(t, addrs, "actions.push"), users, perUser)
+	aggs := checkAggregates(t, kafkatest.ReadCommitted(t, addrs, "events"), kafkatest.ReadCommitted(t, addrs, app+"-aggregates"),
+		checkerJourneyWant(users, perUser))
+	txns := kafkatest.CheckTransactions(t, addrs, "actions.push", app+"-aggregates")
+	row.AggMismatches, row.Txns = &aggs, &txns
+	kafkatest.ReportChaos(t, row)
+	if !row.Exact() {
+		t.Fatalf("checker: actions %+v, %d aggregate mismatches (seed %d)", row.Tally, aggs, row.Seed)
+	}
+	t.Logf("%d cycles, %d actions exact, aggregates equal to their recomputation", row.Cycles, row.Tally.Outputs)
 }
 
 // checkActions tallies the checker's actions against the expected ones:

@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -27,11 +28,26 @@ type ChaosRow struct {
 	Restarts []time.Duration
 	// Seed seeds the run's random choices; 0 when it has none.
 	Seed uint64
+	// AggMismatches counts the aggregates (funnel rows, journey counters)
+	// that differ from a recomputation from the committed input, or from
+	// a crash-free run; nil when the scenario has no aggregates.
+	AggMismatches *int
 }
+
+// Exact reports whether the run found no failure: outputs exact, no
+// aggregate mismatch, no hanging transaction.
+func (r ChaosRow) Exact() bool {
+	return r.Tally.Exact() && (r.AggMismatches == nil || *r.AggMismatches == 0) && (r.Txns == nil || r.Txns.Open == 0)
+}
+
+// Bound95 is the 95% upper bound on the per-cycle failure rate after
+// cycles cycles without a failure: 1 − 0.05^(1/cycles), about 3/cycles
+// (the rule of three) for many cycles.
+func Bound95(cycles int) float64 { return 1 - math.Pow(0.05, 1/float64(cycles)) }
 
 // chaosHeader is the table header of bench/CHAOS.md; rows have one cell per
 // column.
-const chaosHeader = "| when (UTC) | scenario | cycles | events | outputs | lost | duplicated | out of order | aborted txns | hanging txns | restart to processing p50 / p99 (n) | final run to all outputs | 95% bound | seed | versions |\n"
+const chaosHeader = "| when (UTC) | scenario | cycles | events | outputs | lost | duplicated | out of order | aggregate mismatches | aborted txns | hanging txns | restart to processing p50 / p99 (n) | final run to all outputs | 95% bound | seed | versions |\n"
 
 // ReportChaos appends row to the markdown file named by $CAIRN_CHAOS_REPORT
 // (make chaos sets it to bench/CHAOS.md), writing the title and table
@@ -49,7 +65,8 @@ func ReportChaos(t testing.TB, row ChaosRow) {
 			"read with read_uncommitted: above zero, faults struck while transactions were open. " +
 			"\"hanging txns\" counts output partitions whose last stable offset is below the high watermark at the end (must be 0). " +
 			"\"restart to processing\" is, over the instances started during the run, the time from a start to its partitions being assigned and restored (the group's wait for a dead member included). " +
-			"\"95% bound\" is the upper bound on the per-cycle failure rate when no cycle failed (≈ 3/N). " +
+			"\"aggregate mismatches\" counts the funnel rows and journey counters of the aggregates topic (read_committed, latest upsert per key, partitions summed as the query API does) that differ from a recomputation from the committed input, or from the crash-free run; — when the scenario has no aggregates. " +
+			"\"95% bound\": with 0 failures in N cycles, the failure rate per cycle is below 1 − 0.05^(1/N) (≈ 3/N, the rule of three) with 95% confidence; — when a cycle failed. " +
 			"make chaos also runs, pass or fail without a row: the broker-error cases of TestEngineCommitPathFaults, TestEngineStopsOnDiskFullAndResumes, " +
 			"and make stress (the commit-path faults in four processes at once, five times each).\n\n" +
 			chaosHeader + "|" + strings.Repeat("---|", strings.Count(chaosHeader, "|")-1) + "\n"
@@ -68,9 +85,12 @@ func ReportChaos(t testing.TB, row ChaosRow) {
 // markdown formats the row as a table line of chaosHeader's columns.
 func (r ChaosRow) markdown(now time.Time) string {
 	c := r.Tally
-	bound := "—"
-	if r.Cycles >= 3 && c.Exact() {
-		bound = fmt.Sprintf("%.1f%%", 300/float64(r.Cycles)) // rule of three: 0 failures in N trials
+	bound, aggs := "—", "—"
+	if r.Cycles >= 1 && r.Exact() {
+		bound = fmt.Sprintf("%.1f%%", 100*Bound95(r.Cycles))
+	}
+	if r.AggMismatches != nil {
+		aggs = fmt.Sprint(*r.AggMismatches)
 	}
 	aborted, open := "—", "—"
 	if r.Txns != nil {
@@ -86,9 +106,9 @@ func (r ChaosRow) markdown(now time.Time) string {
 	if r.Seed != 0 {
 		seed = fmt.Sprint(r.Seed)
 	}
-	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n",
+	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 		now.UTC().Format("2006-01-02 15:04"), r.Scenario, r.Cycles, c.Events, c.Outputs,
-		c.Lost, c.Duplicated, c.OutOfOrder, aborted, open, restarts, r.Recovery.Round(100*time.Millisecond), bound, seed, versions())
+		c.Lost, c.Duplicated, c.OutOfOrder, aggs, aborted, open, restarts, r.Recovery.Round(100*time.Millisecond), bound, seed, versions())
 }
 
 // versions names the Go toolchain and the versions of franz-go, kfake and
