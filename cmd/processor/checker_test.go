@@ -64,15 +64,21 @@ func TestCheckerJourneyUnderKills(t *testing.T) {
 	b, defs := counterSetup(t)
 	writeCheckerDefs(t, defs)
 	evs := checkerEvents(users, perUser)
-	args := []string{"run", "--brokers", b[0], "--app-id", "chk", "--definitions", defs,
-		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "chk", "--idle-advance=false",
-		"--commit-interval", "30ms", "--session-timeout", "2s", "--rebalance-timeout", "5s", "--transaction-timeout", "8s", "--log-level", "info"}
+	args := func(dir string) []string {
+		return []string{"run", "--brokers", b[0], "--app-id", "chk", "--definitions", defs,
+			"--state-dir", dir, "--http", "127.0.0.1:0", "--instance-id", "chk", "--idle-advance=false",
+			"--commit-interval", "30ms", "--session-timeout", "2s", "--rebalance-timeout", "5s", "--transaction-timeout", "8s", "--log-level", "info"}
+	}
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 17))
 	chunk := (len(evs) + kills - 1) / kills
+	dir := t.TempDir()
 	for i := 0; i < kills; i++ { // a chunk of input per cycle, so kills land while it flows
 		kafkatest.ProduceEvents(t, b, "events", evs[i*chunk:min((i+1)*chunk, len(evs))])
-		c := startChild(t, args...)
+		if i%3 == 2 { // the state dir is lost: a full restore from the changelog
+			dir = t.TempDir()
+		}
+		c := startChildEnv(t, restoreDigestEnv, args(dir)...)
 		if i%2 == 1 {
 			c.waitLog(t, "partitions assigned")
 		}
@@ -80,15 +86,15 @@ func TestCheckerJourneyUnderKills(t *testing.T) {
 		c.kill()
 	}
 	kafkatest.WaitGroupEmpty(t, b, "chk")
-	c := startChild(t, args...)
+	c := startChildEnv(t, restoreDigestEnv, args(t.TempDir())...) // restored from the changelog alone
 	c.waitLog(t, "partitions assigned")
 	kafkatest.WaitConsumed(t, b, "chk", "events")
 	if code := c.term(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
-	row := kafkatest.ChaosRow{Scenario: "checker journeys (one action per tick through a split, one more after a wait per tenth tick) and funnel, SIGKILL at random moments; events = expected actions",
+	row := kafkatest.ChaosRow{Scenario: "checker journeys (one action per tick through a split, one more after a wait per tenth tick) and funnel, SIGKILL at random moments, every third restart and the last on an empty state dir; events = expected actions",
 		Cycles: kills, Seed: seed, Restarts: recoveries(t)}
-	reportChecker(t, b, "chk", users, perUser, row)
+	reportChecker(t, b, "chk", defs, users, perUser, row)
 }
 
 // writeCheckerDefs writes the checker journeys and funnel to defs.
@@ -117,20 +123,26 @@ func checkerEvents(users, perUser int) []kafkatest.Event {
 
 // reportChecker checks the checker's committed outputs once app has
 // consumed all input: actions exactly once and in order, aggregates equal
-// to their recomputation from the committed input, no hanging transaction.
+// to their recomputation from the committed input, no hanging transaction,
+// and the state every restore rebuilt (logged by children started with
+// restoreDigestEnv) equal to a crash-free run's at the same input offset.
 // It reports row with the figures, then fails the test if any is wrong.
-func reportChecker(t *testing.T, addrs []string, app string, users, perUser int, row kafkatest.ChaosRow) {
+func reportChecker(t *testing.T, addrs []string, app, defs string, users, perUser int, row kafkatest.ChaosRow) {
 	t.Helper()
+	input := kafkatest.ReadCommitted(t, addrs, "events")
 	row.Tally = checkActions(t, kafkatest.ReadCommitted(t, addrs, "actions.push"), users, perUser)
-	aggs := checkAggregates(t, kafkatest.ReadCommitted(t, addrs, "events"), kafkatest.ReadCommitted(t, addrs, app+"-aggregates"),
-		checkerJourneyWant(users, perUser))
+	aggs := checkAggregates(t, input, kafkatest.ReadCommitted(t, addrs, app+"-aggregates"), checkerJourneyWant(users, perUser))
 	txns := kafkatest.CheckTransactions(t, addrs, "actions.push", app+"-aggregates")
 	row.AggMismatches, row.Txns = &aggs, &txns
+	restores, bad := checkRestoreDigests(t, input, 4, defs)
+	row.Failures += bad
+	row.Scenario += fmt.Sprintf("; state after each of %d restores: %d digests differ from the crash-free run's at the same input offset", restores, bad)
 	kafkatest.ReportChaos(t, row)
-	if !row.Exact() {
-		t.Fatalf("checker: actions %+v, %d aggregate mismatches (seed %d)", row.Tally, aggs, row.Seed)
+	if !row.Exact() || restores == 0 {
+		t.Fatalf("checker: actions %+v, %d aggregate mismatches, %d of %d restored states differ (seed %d)", row.Tally, aggs, bad, restores, row.Seed)
 	}
-	t.Logf("%d cycles, %d actions exact, aggregates equal to their recomputation", row.Cycles, row.Tally.Outputs)
+	t.Logf("%d cycles, %d actions exact, aggregates equal to their recomputation, %d restored states equal to the crash-free run's",
+		row.Cycles, row.Tally.Outputs, restores)
 }
 
 // checkActions tallies the checker's actions against the expected ones:

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -111,32 +109,22 @@ func stateDigest(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	h := sha256.New()
-	keys := 0
-	err = st.Scan(nil, []byte{0xff, 0xff, 0xff, 0xff, 0xff}, func(k, v []byte) error {
-		dk, err := state.DecodeKey(k)
-		if err != nil {
-			return err
+	dump := os.Getenv("CAIRN_DIGEST_DUMP")
+	digest, keys, err := state.Digest(st, nil, []byte{0xff, 0xff, 0xff, 0xff, 0xff}, func(k, v []byte) bool {
+		if dk, err := state.DecodeKey(k); err == nil && dk.Tag == state.TagMeta && dk.Name == "marker" {
+			return true
 		}
-		if dk.Tag == state.TagMeta && dk.Name == "marker" {
-			return nil
-		}
-		keys++
-		if d := os.Getenv("CAIRN_DIGEST_DUMP"); d != "" {
-			f, _ := os.OpenFile(d+"/"+filepath.Base(dir)+".txt", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if dump != "" {
+			f, _ := os.OpenFile(dump+"/"+filepath.Base(dir)+".txt", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 			fmt.Fprintf(f, "%q %q\n", k, v)
 			f.Close()
 		}
-		binary.Write(h, binary.BigEndian, uint32(len(k)))
-		h.Write(k)
-		binary.Write(h, binary.BigEndian, uint32(len(v)))
-		h.Write(v)
-		return nil
+		return false
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%x (%d keys)", h.Sum(nil)[:8], keys)
+	return fmt.Sprintf("%s (%d keys)", digest, keys)
 }
 
 // TestJourneyReplayUnderCrashesIsByteIdentical processes the same event log

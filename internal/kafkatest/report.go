@@ -32,12 +32,16 @@ type ChaosRow struct {
 	// that differ from a recomputation from the committed input, or from
 	// a crash-free run; nil when the scenario has no aggregates.
 	AggMismatches *int
+	// Failures counts failed checks that have no column, such as restored
+	// states whose digest differs from the crash-free run's; the
+	// scenario's text says what was checked.
+	Failures int
 }
 
 // Exact reports whether the run found no failure: outputs exact, no
-// aggregate mismatch, no hanging transaction.
+// aggregate mismatch, no hanging transaction, no other failed check.
 func (r ChaosRow) Exact() bool {
-	return r.Tally.Exact() && (r.AggMismatches == nil || *r.AggMismatches == 0) && (r.Txns == nil || r.Txns.Open == 0)
+	return r.Tally.Exact() && r.Failures == 0 && (r.AggMismatches == nil || *r.AggMismatches == 0) && (r.Txns == nil || r.Txns.Open == 0)
 }
 
 // Bound95 is the 95% upper bound on the per-cycle failure rate after
