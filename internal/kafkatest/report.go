@@ -53,6 +53,20 @@ func Bound95(cycles int) float64 { return 1 - math.Pow(0.05, 1/float64(cycles)) 
 // column.
 const chaosHeader = "| when (UTC) | scenario | cycles | events | outputs | lost | duplicated | out of order | aggregate mismatches | aborted txns | hanging txns | restart to processing p50 / p99 (n) | final run to all outputs | 95% bound | seed | versions |\n"
 
+// chaosMethod says how the checker's aggregate and state checks work, under
+// the title of bench/CHAOS.md.
+const chaosMethod = "**Aggregates.** The checker's ticks also drive a funnel (`chk-f`: three steps picked by a prop, hour buckets, a group by user). " +
+	"At the end the checker reads the aggregates topic with read_committed, keeps the latest upsert per key, sums the partitions with `funnel.Query` (as the API does) " +
+	"and compares every (bucket, group) with a brute-force recomputation of docs/funnels.md from the committed events topic; " +
+	"it also sums the journeys' counters (entered, exited, active, actions of chk and chk-wait) and compares them with what the input implies. " +
+	"`TestCheckerAggregateCheckCanFail` feeds it wrong aggregates (a count off, a stale upsert last, a row missing or extra, a journey counter off) and sees each.\n\n" +
+	"**State after each recovery.** Children run with `CAIRN_RESTORE_DIGEST=1` log, at the end of every restore, the partition, the group's committed input offset " +
+	"and a digest of the partition's rebuilt keys but its marker. The checker loses its state dir on every third restart and on the last one, so restores range from a changelog tail to the whole changelog. " +
+	"After the run, a fresh broker gets the committed input partition by partition, offset for offset, in rounds: each round feeds every partition up to its next restore offset, " +
+	"runs one crash-free processor (same definitions, no idle advance) until it has consumed everything, stops it with SIGTERM and digests those partitions. " +
+	"Every restored digest must equal the crash-free one at the same offset (checked as the row's scenario says; a difference fails the row). " +
+	"A restore that skips one changelog record in 97 makes it fail.\n\n"
+
 // ReportChaos appends row to the markdown file named by $CAIRN_CHAOS_REPORT
 // (make chaos sets it to bench/CHAOS.md), writing the title and table
 // header first if the file is new. Without the variable it does nothing.
@@ -72,7 +86,8 @@ func ReportChaos(t testing.TB, row ChaosRow) {
 			"\"aggregate mismatches\" counts the funnel rows and journey counters of the aggregates topic (read_committed, latest upsert per key, partitions summed as the query API does) that differ from a recomputation from the committed input, or from the crash-free run; — when the scenario has no aggregates. " +
 			"\"95% bound\": with 0 failures in N cycles, the failure rate per cycle is below 1 − 0.05^(1/N) (≈ 3/N, the rule of three) with 95% confidence; — when a cycle failed. " +
 			"make chaos also runs, pass or fail without a row: the broker-error cases of TestEngineCommitPathFaults, TestEngineStopsOnDiskFullAndResumes, " +
-			"and make stress (the commit-path faults in four processes at once, five times each).\n\n" +
+			"and make stress (the commit-path faults in four processes at once, five times each). " +
+			"The bug make stress found (outputs lost to a commit chosen before every produce was answered) is reproduced deterministically in make test by TestEngineCommitWaitsForEveryProduce.\n\n" + chaosMethod +
 			chaosHeader + "|" + strings.Repeat("---|", strings.Count(chaosHeader, "|")-1) + "\n"
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
