@@ -58,7 +58,9 @@ func (r *mixedRun) args(id, dir string) []string {
 }
 
 // pause sleeps between lo and hi milliseconds.
-func (r *mixedRun) pause(lo, hi int) { time.Sleep(time.Duration(lo+r.rng.IntN(hi-lo)) * time.Millisecond) }
+func (r *mixedRun) pause(lo, hi int) {
+	time.Sleep(time.Duration(lo+r.rng.IntN(hi-lo)) * time.Millisecond)
+}
 
 // TestCheckerAllFaultsMixed runs the checker's journeys and funnel through
 // every kind of fault in one run, taking turns: a SIGKILL at a random
