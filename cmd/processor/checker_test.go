@@ -56,11 +56,11 @@ func TestCheckerJourneyUnderKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real processes")
 	}
-	const users, perUser = 30, 60
 	kills := 6
 	if os.Getenv("CAIRN_CHAOS_CYCLES") != "" {
 		kills = crashCycles()
 	}
+	users, perUser := 30, 10*max(6, kills) // ten ticks per user and kill: input flows when the kills land
 	b, defs := counterSetup(t)
 	writeCheckerDefs(t, defs)
 	evs := checkerEvents(users, perUser)

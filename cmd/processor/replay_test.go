@@ -202,7 +202,7 @@ func TestJourneyReplayUnderCrashesIsByteIdentical(t *testing.T) {
 			t.Errorf("%s: %d records after crashes, %d in the clean run, or different bytes", topic, len(got), len(want))
 		}
 	}
-	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "journeys, segments and funnels (examples), SIGKILL at random moments; events and outputs = actions of the crash-free run and of the crashed one, compared byte for byte; aggregate mismatches = final aggregate values that differ",
+	kafkatest.ReportChaos(t, kafkatest.ChaosRow{Scenario: "journeys, segments and funnels (examples), SIGKILL at random moments; events and outputs = output records (actions, counts) of the crash-free run and of the crashed one, compared byte for byte; aggregate mismatches = final aggregate values that differ",
 		Cycles: kills, Tally: tally, Seed: seed, Restarts: recoveries(t), AggMismatches: &aggs})
 	if len(crashed) != len(clean) || total < 100 {
 		t.Fatalf("topics %d vs %d, %d actions in all: the log must trigger journeys", len(crashed), len(clean), total)
