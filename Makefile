@@ -63,7 +63,7 @@ lint:
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each, default 20s).
 FUZZTIME ?= 20s
-FUZZ_TARGETS := engine:FuzzDecodeEvent state:FuzzDecodeKey operators/defs:FuzzParse \
+FUZZ_TARGETS := engine:FuzzDecodeEvent engine:FuzzJSONAgreesWithTheStandardLibrary state:FuzzDecodeKey operators/defs:FuzzParse \
 	operators/journey:FuzzParseDefinition operators/funnel:FuzzDecodeRow operators/funnel:FuzzParse \
 	operators/funnel:FuzzDecodeUserState operators/segment:FuzzDecodeChunk \
 	operators/segment:FuzzDecodeDictionary operators/segment:FuzzDefinitions internal/api:FuzzAPIHandlers

@@ -402,6 +402,24 @@ func TestK8sObjectsAgree(t *testing.T) {
 	} else if m, ok := mounts[cmVol.Name]; !ok || m.MountPath != env["CAIRN_DEFINITIONS"].Value || !m.ReadOnly {
 		t.Errorf("CAIRN_DEFINITIONS %q is not the read-only mount of ConfigMap volume %q (%+v)", env["CAIRN_DEFINITIONS"].Value, cmVol.Name, m)
 	}
+	// Mutations need the token of a mounted Secret, never a literal.
+	if env["CAIRN_HTTP_TOKEN"].Value != "" || env["CAIRN_HTTP_TOKEN"].ValueFrom != nil {
+		t.Errorf("StatefulSet sets CAIRN_HTTP_TOKEN; use CAIRN_HTTP_TOKEN_FILE from a Secret volume")
+	}
+	tokenFile := env["CAIRN_HTTP_TOKEN_FILE"].Value
+	var secretOK bool
+	for _, v := range pod.Spec.Volumes {
+		m, mounted := mounts[v.Name]
+		if v.Secret == nil || !mounted || !m.ReadOnly || v.Secret.Optional != nil && *v.Secret.Optional {
+			continue
+		}
+		for _, it := range v.Secret.Items {
+			secretOK = secretOK || filepath.Join(m.MountPath, it.Path) == tokenFile
+		}
+	}
+	if tokenFile == "" || !secretOK {
+		t.Errorf("CAIRN_HTTP_TOKEN_FILE %q is not a file of a required, read-only Secret volume", tokenFile)
+	}
 	// HTTP listens on all interfaces on the port the probes and Service use.
 	host, port, ok := strings.Cut(env["CAIRN_HTTP"].Value, ":")
 	if !ok || host != "0.0.0.0" {

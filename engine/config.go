@@ -59,6 +59,15 @@ type Config struct {
 	// StatusInterval is how often the instance publishes its status.
 	// Default 5s.
 	StatusInterval time.Duration
+	// ShadowUntil, if set, runs the engine in shadow mode: outputs emitted
+	// (Context.Emit: journey actions, counter outputs) for event times
+	// before it are dropped and counted in cairn_outputs_shadowed_total,
+	// while state, timers and upserted aggregates are built as usual. It
+	// rebuilds state from the input log without resending history (a new
+	// app id, more input partitions, disaster recovery without changelogs;
+	// docs/operations.md). The cut is by event time, so a replay makes the
+	// same decision. Default: zero, no shadow mode.
+	ShadowUntil time.Time
 	// ClientOpts are extra franz-go options (TLS, SASL) applied to every
 	// client the engine creates.
 	ClientOpts []kgo.Opt

@@ -105,8 +105,11 @@ func (c *Context) CancelTimer(id string) error {
 	return c.core.cancelTimer(c.op, c.user, id)
 }
 
-// Emit produces out in the current transaction.
-func (c *Context) Emit(out Output) { c.core.emit(out) }
+// Emit produces out in the current transaction. In shadow mode
+// (Config.ShadowUntil) an output of a call whose event time is before the
+// cut is dropped instead: Emit is for actions, which must not be sent
+// twice when state is rebuilt from the log; use Upsert for aggregates.
+func (c *Context) Emit(out Output) { c.core.emit(out, c.now) }
 
 // Upsert produces out at the end of the current transaction; of several
 // upserts with the same topic and key in one transaction only the last is

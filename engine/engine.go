@@ -82,6 +82,8 @@ type Engine struct {
 	restoring map[int32]int64 // partition -> changelog records left, while restoring
 	ready     atomic.Bool
 
+	poison poisonBook // records and timers that made an operator fail (poison.go)
+
 	produceErr atomic.Pointer[error] // first produce error of the open transaction
 	assignErr  atomic.Pointer[error] // a failed restore: the session must be rebuilt
 }
@@ -236,7 +238,10 @@ func (e *Engine) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 			return
 		}
 		w := e.newWorker(p)
-		err := w.core.load()
+		err := w.loadMarker()
+		if err == nil {
+			err = w.core.load()
+		}
 		if err == nil {
 			var n int
 			n, err = w.core.pendingTimers()

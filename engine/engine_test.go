@@ -50,6 +50,12 @@ func startInstance(t *testing.T, addrs []string, id, dir string, mut func(*engin
 // (and st closed) at the end of the test.
 func startInstanceOn(t *testing.T, addrs []string, id string, st state.Store, mut func(*engine.Config)) *instance {
 	t.Helper()
+	return startInstanceWith(t, addrs, id, st, []engine.Operator{&count.Counter{ID: "c", Topic: countsOut}}, mut)
+}
+
+// startInstanceWith runs an instance of ops on st.
+func startInstanceWith(t *testing.T, addrs []string, id string, st state.Store, ops []engine.Operator, mut func(*engine.Config)) *instance {
+	t.Helper()
 	cfg := engine.Config{
 		Brokers: addrs, AppID: "test", InputTopic: input, InstanceID: id,
 		SessionTimeout: 3 * time.Second, TransactionTimeout: 10 * time.Second,
@@ -58,7 +64,7 @@ func startInstanceOn(t *testing.T, addrs []string, id string, st state.Store, mu
 	if mut != nil {
 		mut(&cfg)
 	}
-	eng, err := engine.New(cfg, st, []engine.Operator{&count.Counter{ID: "c", Topic: countsOut}})
+	eng, err := engine.New(cfg, st, ops)
 	if err != nil {
 		t.Fatal(err)
 	}

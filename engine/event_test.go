@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -72,6 +74,58 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 		if ev.UserID == "" || ev.Name == "" || ev.UserID != string(key) {
 			t.Fatalf("accepted an invalid event: %+v", ev)
+		}
+	})
+}
+
+// FuzzJSONAgreesWithTheStandardLibrary: the JSON decoder (goccy/go-json,
+// for speed) must accept and reject what encoding/json does, and decode
+// the same values, so the input contract (docs/events.md) stays the
+// standard library's.
+func FuzzJSONAgreesWithTheStandardLibrary(f *testing.F) {
+	for _, s := range []string{
+		`{"user_id":"u-1","event":"e","ts":1,"props":{"a":[1,{"b":null}],"n":1e400}}`,
+		`{"user_id":"u\u00e9","event":"\ud800","ts":"2025-01-01T00:00:00Z","props":{"x":1.5e3,"y":-0}}`,
+		`{"user_id":"u","event":"e","props":{"a":1,"a":2}}`,
+		`{"user_id":"u","event":"e","EVENT":"f","props":null}`,
+		"{\"user_id\":\"\xff\",\"event\":\"e\"}",
+		`{"user_id":"u","event":"e"} x`,
+		`{"user_id":1,"event":"e"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		var fast, std wireEvent
+		ferr := unmarshalJSON(value, &fast)
+		serr := json.Unmarshal(value, &std)
+		if (ferr == nil) != (serr == nil) {
+			t.Fatalf("%q: go-json error %v, encoding/json error %v", value, ferr, serr)
+		}
+		if ferr == nil && !reflect.DeepEqual(fast, std) {
+			t.Fatalf("%q: go-json %#v, encoding/json %#v", value, fast, std)
+		}
+	})
+}
+
+// BenchmarkDecodeEvent decodes a typical JSON event with DecodeEvent, and
+// with encoding/json as the baseline of the same run.
+func BenchmarkDecodeEvent(b *testing.B) {
+	v := []byte(`{"user_id":"u-4711","event":"add_to_cart","ts":1763800000000,"event_id":"e-99","props":{"sku":"sku-12","price":19.9,"channel":"app","qty":2}}`)
+	b.Run("cairn", func(b *testing.B) {
+		b.SetBytes(int64(len(v)))
+		for b.Loop() {
+			if _, err := DecodeEvent([]byte("u-4711"), v, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(v)))
+		for b.Loop() {
+			var w wireEvent
+			if err := json.Unmarshal(v, &w); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

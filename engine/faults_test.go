@@ -88,11 +88,7 @@ func TestEngineSendsBadRecordsToDLQ(t *testing.T) {
 	kafkatest.ProduceEvents(t, addrs, input, good[25:])
 	startInstance(t, addrs, "one", t.TempDir(), nil)
 	kafkatest.CheckCounts(t, good, kafkatest.WaitCounts(t, addrs, countsOut, len(good)))
-	var dlq []*kgo.Record
-	for deadline := time.Now().Add(30 * time.Second); len(dlq) < len(bad) && time.Now().Before(deadline); {
-		dlq = kafkatest.ReadCommitted(t, addrs, input+".dlq")
-		time.Sleep(100 * time.Millisecond)
-	}
+	dlq := kafkatest.WaitRecords(t, addrs, input+".dlq", len(bad))
 	reasons := map[string]int{}
 	for _, r := range dlq {
 		h := headers(r)

@@ -3,6 +3,7 @@ package engine
 import (
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/cairn-cjo/cairn/state"
 )
@@ -34,6 +35,10 @@ func NewLocal(p int32, ops ...Operator) (*Local, error) {
 	}
 	return l, nil
 }
+
+// SetShadowUntil puts the Local in shadow mode (Config.ShadowUntil):
+// outputs emitted by calls whose event time is before t are dropped.
+func (l *Local) SetShadowUntil(t time.Time) { l.core.shadowUntil = t.UnixMilli() }
 
 // Process fires the timers due by ev.TS, processes ev and returns every
 // output produced, upserts last. Events without a Topic get topic "local"

@@ -50,10 +50,16 @@ func (l *loop) cycle(ctx context.Context) error {
 		}
 		l.inTxn = true
 	}
-	n, err := l.process(fs)
+	n, poisoned, err := l.process(fs)
 	if err != nil {
 		l.end(kgo.TryAbort)
 		return err
+	}
+	if poisoned {
+		// An operator failed on a record or timer: abort, so the session
+		// rewinds to the committed offsets and the poison book decides,
+		// on the way back, to retry it or dead-letter it.
+		return l.end(kgo.TryAbort)
 	}
 	l.records += n
 	l.dirty = l.dirty || n > 0
@@ -64,13 +70,13 @@ func (l *loop) cycle(ctx context.Context) error {
 }
 
 // process hands each partition's records to its worker and waits for all.
-func (l *loop) process(fs kgo.Fetches) (int, error) {
+// poisoned reports an operator failure (entered in the poison book); err,
+// any other error.
+func (l *loop) process(fs kgo.Fetches) (total int, poisoned bool, err error) {
 	e := l.e
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		total int
+		wg sync.WaitGroup
+		mu sync.Mutex
 	)
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if len(ftp.Records) == 0 {
@@ -81,25 +87,29 @@ func (l *loop) process(fs kgo.Fetches) (int, error) {
 		e.mu.Unlock()
 		if w == nil {
 			mu.Lock()
-			first = errors.Join(first, fmt.Errorf("records for unowned partition %d", ftp.Partition))
+			err = errors.Join(err, fmt.Errorf("records for unowned partition %d", ftp.Partition))
 			mu.Unlock()
 			return
 		}
 		total += len(ftp.Records)
 		hwm := ftp.HighWatermark
 		w.run(&wg, func() {
-			err := w.processRecords(ftp.Records)
+			perr := w.processRecords(ftp.Records)
 			w.lag.Store(max(0, hwm-w.next))
 			e.m.lag.WithLabelValues(w.label).Set(float64(w.lag.Load()))
-			if err != nil {
+			if perr != nil {
 				mu.Lock()
-				first = errors.Join(first, fmt.Errorf("processing partition %d: %w", w.p, err))
+				if isOperatorFailure(perr) {
+					poisoned = true
+				} else {
+					err = errors.Join(err, fmt.Errorf("processing partition %d: %w", w.p, perr))
+				}
 				mu.Unlock()
 			}
 		})
 	})
 	wg.Wait()
-	return total, first
+	return total, poisoned, err
 }
 
 // commit advances idle partitions' clocks, flushes every worker and ends the
@@ -118,7 +128,7 @@ func (l *loop) commit() error {
 	err := e.forEachWorker(func(w *worker) error {
 		if !w.active && !e.cfg.DisableIdleAdvance {
 			if err := w.idle(now); err != nil {
-				return err
+				return w.noteFailure(err)
 			}
 		}
 		e.m.clockSkew.WithLabelValues(w.label).Set(float64(now-w.core.clock) / 1000)
@@ -129,6 +139,9 @@ func (l *loop) commit() error {
 		}
 		return nil
 	})
+	if isOperatorFailure(err) {
+		return l.end(kgo.TryAbort) // as in cycle: retried, then dead-lettered
+	}
 	if err != nil {
 		l.end(kgo.TryAbort)
 		return fmt.Errorf("advancing idle partitions: %w", err)

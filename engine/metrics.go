@@ -13,6 +13,7 @@ type metrics struct {
 	processed           prometheus.Counter
 	dlq                 *prometheus.CounterVec // by reason
 	outputs             *prometheus.CounterVec // by topic
+	shadowed            *prometheus.CounterVec // by topic
 	commitDuration      prometheus.Histogram
 	commits             prometheus.Counter
 	aborted             prometheus.Counter
@@ -39,6 +40,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Input records sent to the dead-letter topic, by reason."}, []string{"reason"}),
 		outputs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_outputs_total",
 			Help: "Output records produced (before commit), by topic."}, []string{"topic"}),
+		shadowed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_outputs_shadowed_total",
+			Help: "Outputs held back in shadow mode (event time before --shadow-until), by topic."}, []string{"topic"}),
 		commitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cairn_commit_duration_seconds",
 			Help: "Time to end a transaction and apply its state.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_transactions_committed_total",
@@ -64,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_partitions_owned",
 			Help: "Input partitions this instance owns."}),
 	}
-	for _, c := range []prometheus.Collector{m.consumed, m.processed, m.dlq, m.outputs, m.commitDuration,
+	for _, c := range []prometheus.Collector{m.consumed, m.processed, m.dlq, m.outputs, m.shadowed, m.commitDuration,
 		m.commits, m.aborted, m.reinits, m.lag, m.restoreRecords, m.restoreRemain, m.timersPending,
 		m.timersFired, m.clockSkew, m.wrongPartition, m.owned} {
 		f(c)

@@ -41,11 +41,19 @@ type partitionCore struct {
 	// from an event (wall clock + 5 min, design §3).
 	wallLimit func() int64
 
-	sink     func(Output)
-	upserts  []Output
-	upsertAt map[string]int
-	internal []Event
-	bufs     map[string]any // operator name -> transaction buffer (Context.TxnBuffer)
+	sink func(Output)
+	// shadowUntil (ms) drops emitted outputs of calls whose event time is
+	// before it (Config.ShadowUntil); shadowed counts them. Zero: off.
+	shadowUntil int64
+	shadowed    func(Output)
+	// poison, if set, names timers that failed too often; deadTimer
+	// dead-letters one instead of firing it (poison.go).
+	poison    *poisonBook
+	deadTimer func(k state.Key, payload []byte, msg string)
+	upserts   []Output
+	upsertAt  map[string]int
+	internal  []Event
+	bufs      map[string]any // operator name -> transaction buffer (Context.TxnBuffer)
 
 	timersFired int64 // since the last commit or drop
 	timerDelta  int64 // timers set minus timers removed, since the last commit or drop
@@ -205,7 +213,17 @@ func (c *partitionCore) updateProfile(ev *Event) error {
 	return c.batch.Set(state.UserKey(c.p, ev.UserID, ProfileOperator, nil), b)
 }
 
-func (c *partitionCore) emit(out Output) { c.sink(out) }
+// emit produces out for a call at event time now, unless shadow mode
+// holds it back (Config.ShadowUntil).
+func (c *partitionCore) emit(out Output, now int64) {
+	if now < c.shadowUntil {
+		if c.shadowed != nil {
+			c.shadowed(out)
+		}
+		return
+	}
+	c.sink(out)
+}
 
 func (c *partitionCore) upsert(out Output) {
 	k := out.Topic + "\x00" + string(out.Key)

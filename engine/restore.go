@@ -51,6 +51,7 @@ func (e *Engine) restore(ctx context.Context, p int32) error {
 		}
 		m = &marker{ChangelogOffset: logStart}
 	}
+	from := m.ChangelogOffset
 	label := fmt.Sprint(p)
 	e.m.restoreRemain.WithLabelValues(label).Set(float64(max(0, end-m.ChangelogOffset)))
 	e.setRestoring(p, max(0, end-m.ChangelogOffset), false)
@@ -61,7 +62,7 @@ func (e *Engine) restore(ctx context.Context, p int32) error {
 		}
 	}
 	e.m.restoreRemain.WithLabelValues(label).Set(0)
-	e.log.Info("restored partition", "partition", p, "changelog_end", end, "took", time.Since(start))
+	e.log.Info("restored partition", "partition", p, "changelog_from", from, "changelog_end", end, "took", time.Since(start))
 	e.logRestoreDigest(ctx, p)
 	return nil
 }
@@ -150,11 +151,12 @@ func (e *Engine) replay(ctx context.Context, p int32, m *marker, end int64) erro
 		if err := fetchErr(fs); err != nil {
 			return err
 		}
-		n := 0
+		n, applied := 0, 0
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
 			n++
 			if !r.Attrs.IsControl() {
+				applied++
 				if !bytes.HasPrefix(r.Key, prefix) {
 					return fmt.Errorf("changelog record at %s/%d@%d has a key of another partition", topic, p, r.Offset)
 				}
@@ -165,7 +167,7 @@ func (e *Engine) replay(ctx context.Context, p int32, m *marker, end int64) erro
 			}
 			m.ChangelogOffset = r.Offset + 1
 		}
-		e.m.restoreRecords.WithLabelValues(label).Add(float64(n))
+		e.m.restoreRecords.WithLabelValues(label).Add(float64(applied))
 		e.m.restoreRemain.WithLabelValues(label).Set(float64(max(0, end-m.ChangelogOffset)))
 		e.setRestoring(p, max(0, end-m.ChangelogOffset), false)
 		if n > 0 {

@@ -127,11 +127,15 @@ func (c *partitionCore) fire(k state.Key, payload []byte) error {
 		return nil
 	}
 	t := &Timer{ID: k.ID, Due: k.Due, Payload: payload}
+	if dead, msg := c.poison.deadTimer(k); dead {
+		c.deadTimer(k, payload, msg)
+		return nil
+	}
 	ctx := &Context{core: c, op: k.Operator, user: k.User, now: k.Due}
 	if err := op.OnTimer(ctx, t); err != nil {
-		return fmt.Errorf("operator %s on %s of %s: %w", k.Operator, t.Cause(), k.User, err)
+		return asOperatorFailure(fmt.Errorf("operator %s on %s of %s: %w", k.Operator, t.Cause(), k.User, err), func() string { return timerKey(k) })
 	}
-	return c.drainInternal()
+	return asOperatorFailure(c.drainInternal(), func() string { return timerKey(k) })
 }
 
 // pendingTimers counts the partition's timers (committed view plus batch).

@@ -52,6 +52,11 @@ func (e *Engine) newWorker(p int32) *worker {
 	skew := e.cfg.MaxClockSkew
 	w.core.wallLimit = func() int64 { return time.Now().Add(skew).UnixMilli() }
 	w.core.sink = w.produce
+	w.core.poison, w.core.deadTimer = &e.poison, w.deadLetterTimer
+	if !e.cfg.ShadowUntil.IsZero() {
+		w.core.shadowUntil = e.cfg.ShadowUntil.UnixMilli()
+		w.core.shadowed = func(o Output) { e.m.shadowed.WithLabelValues(o.Topic).Inc() }
+	}
 	go func() {
 		for t := range w.tasks {
 			t()
@@ -86,12 +91,14 @@ func (w *worker) stop() {
 	}
 }
 
-// processRecords handles one poll's records of the partition.
+// processRecords handles one poll's records of the partition. An operator
+// failure is entered in the poison book before it is returned: the caller
+// aborts, and the record comes again.
 func (w *worker) processRecords(rs []*kgo.Record) error {
 	w.active = true
 	for _, r := range rs {
 		if err := w.processRecord(r); err != nil {
-			return err
+			return w.noteFailure(err)
 		}
 		w.next = r.Offset + 1
 		failpoint.Inject(failpoint.MidBatch)
@@ -99,9 +106,24 @@ func (w *worker) processRecords(rs []*kgo.Record) error {
 	return nil
 }
 
+// noteFailure enters an operator failure in the poison book and returns
+// err, so that the retry after the abort dead-letters what fails twice.
+func (w *worker) noteFailure(err error) error {
+	var f *operatorFailure
+	if errors.As(err, &f) {
+		n := w.e.poison.fail(f.key, err)
+		w.core.log.Warn("operator failed; aborting the transaction", "attempt", n, "of", poisonAttempts, "error", err)
+	}
+	return err
+}
+
 func (w *worker) processRecord(r *kgo.Record) error {
 	m := w.e.m
 	m.consumed.WithLabelValues(w.label).Inc()
+	if dead, msg := w.e.poison.deadRecord(w.p, r.Offset); dead {
+		w.deadLetter(r, ReasonOperator, errors.New(msg))
+		return nil
+	}
 	if n := w.e.partitions; n > 0 && KeyPartition(r.Key, n) != r.Partition {
 		if m.wrongPartitionCount.Add(1)%1000 == 1 {
 			w.core.log.Warn("record key belongs to another partition; is the producer using murmur2?",
@@ -111,22 +133,22 @@ func (w *worker) processRecord(r *kgo.Record) error {
 	}
 	ev, err := DecodeEvent(r.Key, r.Value, r.Timestamp.UnixMilli())
 	if err != nil {
-		w.deadLetter(r, err)
+		reason := ReasonNotDecoded
+		var de *DecodeError
+		if errors.As(err, &de) {
+			reason = de.Reason
+		}
+		w.deadLetter(r, reason, err)
 		return nil
 	}
 	ev.Topic, ev.Partition, ev.Offset = r.Topic, r.Partition, r.Offset
 	m.processed.Inc()
-	return w.core.processEvent(&ev)
+	return asOperatorFailure(w.core.processEvent(&ev), func() string { return recordKey(w.p, r.Offset) })
 }
 
 // deadLetter produces r to the DLQ in the current transaction, with headers
 // naming the reason and the source position.
-func (w *worker) deadLetter(r *kgo.Record, err error) {
-	reason := ReasonNotDecoded
-	var de *DecodeError
-	if errors.As(err, &de) {
-		reason = de.Reason
-	}
+func (w *worker) deadLetter(r *kgo.Record, reason string, err error) {
 	w.e.m.dlq.WithLabelValues(reason).Inc()
 	w.core.log.Warn("sending record to the dead-letter topic", "reason", reason, "error", err,
 		"source", r.Topic+"/"+w.label+"@"+strconv.FormatInt(r.Offset, 10))
@@ -136,6 +158,24 @@ func (w *worker) deadLetter(r *kgo.Record, err error) {
 		{Key: "cairn.source.topic", Value: []byte(r.Topic)},
 		{Key: "cairn.source.partition", Value: []byte(w.label)},
 		{Key: "cairn.source.offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
+	}})
+}
+
+// deadLetterTimer produces a timer that failed poisonAttempts times to the
+// DLQ instead of firing it (the timer is already deleted): keyed by its
+// user, the payload as value, headers naming the operator, timer and due
+// time. Replaying it is the operator's decision; the partition goes on.
+func (w *worker) deadLetterTimer(k state.Key, payload []byte, msg string) {
+	w.e.m.dlq.WithLabelValues(ReasonTimer).Inc()
+	w.core.log.Warn("sending a failing timer to the dead-letter topic", "operator", k.Operator, "user", k.User,
+		"timer", k.ID, "due", k.Due, "error", msg)
+	w.produce(Output{Topic: w.e.cfg.DLQTopic(), Key: []byte(k.User), Value: payload, Headers: []Header{
+		{Key: "cairn.reason", Value: []byte(ReasonTimer)},
+		{Key: "cairn.error", Value: []byte(msg)},
+		{Key: "cairn.source.partition", Value: []byte(w.label)},
+		{Key: "cairn.timer.operator", Value: []byte(k.Operator)},
+		{Key: "cairn.timer.id", Value: []byte(k.ID)},
+		{Key: "cairn.timer.due", Value: []byte(strconv.FormatInt(k.Due, 10))},
 	}})
 }
 
@@ -214,6 +254,21 @@ func (w *worker) changelogPromise(r *kgo.Record, err error) {
 	}
 }
 
+// loadMarker reads the partition's marker, as restore left it, into
+// w.marker. apply writes w.marker back on every commit, also for a
+// partition with no changelog records in the transaction, so it must start
+// from the stored one: a zero marker would send the next restore back to
+// the start of the changelog.
+func (w *worker) loadMarker() error {
+	m, err := w.e.readMarker(w.p)
+	if err != nil || m == nil {
+		return err
+	}
+	w.marker = *m
+	w.next = m.InputOffset
+	return nil
+}
+
 // apply commits the transaction's writes and the marker to the store. It
 // runs only after the Kafka transaction committed (design §2).
 func (w *worker) apply() error {
@@ -242,5 +297,6 @@ func (w *worker) apply() error {
 // drop forgets the transaction's writes; the session rewinds the input.
 func (w *worker) drop() error {
 	w.active = false
+	w.next = w.marker.InputOffset
 	return w.core.drop()
 }

@@ -38,6 +38,7 @@ type Config struct {
 	RebalanceTime  time.Duration    // --rebalance-timeout: how long a rebalance waits for members to rejoin
 	TxnTimeout     time.Duration    // --transaction-timeout: broker-side transaction timeout
 	IdleAdvance    bool             // --idle-advance: let the wall clock move idle partitions' clocks
+	ShadowUntil    string           // --shadow-until: hold back actions of events before this time (rebuilding state)
 	MinFreeDiskMB  int64            // --min-free-disk-mb: stop before the state disk fills up
 	Kafka          kafkasec.Options // --kafka-tls*, --kafka-sasl-*: how to connect to the brokers
 	LogLevel       string           // --log-level: debug, info, warn, error
@@ -64,6 +65,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RebalanceTime, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for every member to rejoin")
 	fs.DurationVar(&c.TxnTimeout, "transaction-timeout", 30*time.Second, "broker-side transaction timeout")
 	fs.BoolVar(&c.IdleAdvance, "idle-advance", true, "advance idle partitions' clocks with the wall clock (false: pure event time, for replays)")
+	fs.StringVar(&c.ShadowUntil, "shadow-until", "", "rebuild state from the input log without sending actions for events before this `time` (RFC 3339 or YYYY-MM-DD, UTC)")
 	fs.Int64Var(&c.MinFreeDiskMB, "min-free-disk-mb", 64, "stop cleanly when the state directory's disk has less free space than this (MiB; -1: never)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	bindKafkaFlags(fs, &c.Kafka)
@@ -97,6 +99,9 @@ func (c *Config) Validate() error {
 	if _, err := c.apiOptions(nil); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := parseShadowUntil(c.ShadowUntil); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -107,7 +112,12 @@ func (c *Config) Engine() (engine.Config, error) {
 	if err != nil {
 		return engine.Config{}, err
 	}
+	shadow, err := parseShadowUntil(c.ShadowUntil)
+	if err != nil {
+		return engine.Config{}, err
+	}
 	return engine.Config{
+		ShadowUntil:        shadow,
 		ClientOpts:         opts,
 		Brokers:            splitList(c.Brokers),
 		AppID:              c.AppID,
@@ -192,6 +202,24 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseShadowUntil reads --shadow-until: an RFC 3339 time or a UTC date.
+// An empty value is the zero time (no shadow mode). "now" and other
+// relative times are refused on purpose: the cut must be the same on every
+// restart, or the events between two restarts' "now" would lose their
+// actions.
+func parseShadowUntil(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--shadow-until %q: want an absolute time, RFC 3339 (2026-11-01T00:00:00Z) or a UTC date (2026-11-01)", s)
 }
 
 // minFreeDisk converts --min-free-disk-mb to engine.Config.MinFreeDisk:

@@ -157,3 +157,33 @@ func TestHTTPSecurityConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestShadowUntil(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    time.Time
+		wantErr bool
+	}{
+		{"", time.Time{}, false},
+		{"2026-11-22", time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), false},
+		{"2026-11-22T18:00:00Z", time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC), false},
+		{"2026-11-22T19:00:00+01:00", time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC), false},
+		{"now", time.Time{}, true},
+		{"1h", time.Time{}, true},
+		{"22/11/2026", time.Time{}, true},
+	}
+	for _, tc := range cases {
+		c := Config{Definitions: "d", StateDir: "s", LogLevel: "info", HTTP: "127.0.0.1:0", ShadowUntil: tc.in}
+		ecfg, err := c.Engine()
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%q: Engine error %v, want error %v", tc.in, err, tc.wantErr)
+			continue
+		}
+		if verr := c.Validate(); (verr != nil) != tc.wantErr || (verr != nil && !strings.Contains(verr.Error(), "--shadow-until")) {
+			t.Errorf("%q: Validate = %v", tc.in, verr)
+		}
+		if err == nil && !ecfg.ShadowUntil.Equal(tc.want) {
+			t.Errorf("%q: ShadowUntil = %v, want %v", tc.in, ecfg.ShadowUntil, tc.want)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/cairn-cjo/cairn/operators/count"
 )
 
@@ -70,17 +72,25 @@ func CheckCounts(t testing.TB, evs []Event, outs []count.Record) Tally {
 // records and returns them decoded.
 func WaitCounts(t testing.TB, addrs []string, topic string, want int) []count.Record {
 	t.Helper()
+	rs := WaitRecords(t, addrs, topic, want)
+	out := make([]count.Record, len(rs))
+	for i, r := range rs {
+		if err := json.Unmarshal(r.Value, &out[i]); err != nil {
+			t.Fatalf("decoding output at %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+		}
+	}
+	return out
+}
+
+// WaitRecords waits up to 180s until topic holds want committed records
+// and returns them all (fewer if it times out: the caller's check fails).
+func WaitRecords(t testing.TB, addrs []string, topic string, want int) []*kgo.Record {
+	t.Helper()
 	deadline := time.Now().Add(180 * time.Second)
 	for {
 		rs := ReadCommitted(t, addrs, topic)
 		if len(rs) >= want || time.Now().After(deadline) {
-			out := make([]count.Record, len(rs))
-			for i, r := range rs {
-				if err := json.Unmarshal(r.Value, &out[i]); err != nil {
-					t.Fatalf("decoding output at %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
-				}
-			}
-			return out
+			return rs
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

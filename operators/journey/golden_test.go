@@ -23,8 +23,9 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // scenario is a golden test: definitions, then steps (events or clock
 // advances) run through engine.Local.
 type scenario struct {
-	Defs  string `yaml:"defs"`
-	Steps []step `yaml:"steps"`
+	Defs        string `yaml:"defs"`
+	ShadowUntil string `yaml:"shadow_until"` // RFC 3339; runs in shadow mode (engine.Config.ShadowUntil)
+	Steps       []step `yaml:"steps"`
 }
 
 type step struct {
@@ -111,10 +112,10 @@ func runScenarioFile(t *testing.T, file string) string {
 	if err := yaml.Unmarshal(b, &sc); err != nil {
 		t.Fatalf("parsing scenario: %v", err)
 	}
-	return runScenario(t, file, loadDefs(t, file, sc.Defs), sc.Steps)
+	return runScenario(t, file, loadDefs(t, file, sc.Defs), sc.Steps, sc.ShadowUntil)
 }
 
-func runScenario(t *testing.T, file string, op *Operator, steps []step) string {
+func runScenario(t *testing.T, file string, op *Operator, steps []step, shadowUntil string) string {
 	t.Helper()
 	sw := &swappable{op: op}
 	l, err := engine.NewLocal(3, sw)
@@ -122,6 +123,9 @@ func runScenario(t *testing.T, file string, op *Operator, steps []step) string {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	if shadowUntil != "" {
+		l.SetShadowUntil(time.UnixMilli(parseTS(t, shadowUntil)))
+	}
 	var out strings.Builder
 	aggs := map[string][]byte{}
 	users := map[string]bool{}
