@@ -323,7 +323,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts the broker under a running processor")
 	}
-	opts := broker.Options{DataDir: t.TempDir(), Port: freePort(t)}
+	opts := broker.Options{DataDir: t.TempDir(), Port: mustFreePort(t)}
 	b, err := broker.Start(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -81,7 +81,7 @@ func TestCheckerAllFaultsMixed(t *testing.T) {
 	}
 	users, perUser := 30, 10*max(6, cycles)
 	seed := uint64(time.Now().UnixNano())
-	r := &mixedRun{t: t, opts: broker.Options{DataDir: t.TempDir(), Port: freePort(t)}, defs: t.TempDir(), dir: t.TempDir(),
+	r := &mixedRun{t: t, opts: broker.Options{DataDir: t.TempDir(), Port: mustFreePort(t)}, defs: t.TempDir(), dir: t.TempDir(),
 		rng: rand.New(rand.NewPCG(seed, 23)), hits: map[string]int{}}
 	r.startBroker()
 	t.Cleanup(func() { r.b.Close() })
@@ -187,12 +187,11 @@ func (r *mixedRun) startBroker() {
 }
 
 // freePort returns a TCP port free on 127.0.0.1 at the time of the call.
-func freePort(t *testing.T) int {
+func mustFreePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
