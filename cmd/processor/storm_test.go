@@ -52,6 +52,10 @@ func TestRebalanceStorm(t *testing.T) {
 			"--transaction-timeout", "10s", "--log-level", "info")
 	}
 	stop := func(id string) {
+		// A SIGTERM before main installs its handler kills the process
+		// with the signal (exit -1): on a loaded machine a just-started
+		// child can be that slow.
+		live[id].waitLog(t, "cairn instance starting")
 		if code := live[id].term(t); code != 0 {
 			t.Errorf("instance %s exited %d after SIGTERM, want 0", id, code)
 		}
