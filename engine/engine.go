@@ -181,6 +181,7 @@ func (e *Engine) sessionOpts() []kgo.Opt {
 		kgo.HeartbeatInterval(e.cfg.SessionTimeout/3),
 		kgo.RebalanceTimeout(e.cfg.RebalanceTimeout),
 		kgo.DisableAutoCommit(),
+		kgo.FetchMaxWait(sessionFetchMaxWait),
 		kgo.RecordPartitioner(newPartitioner(e.cfg.ChangelogTopic(), e.cfg.AggregatesTopic())),
 		kgo.OnPartitionsAssigned(e.onAssigned),
 		kgo.OnPartitionsRevoked(e.onRevoked),
@@ -188,6 +189,14 @@ func (e *Engine) sessionOpts() []kgo.Opt {
 		kgo.WithHooks(failpoint.KafkaHooks()...), // nil unless CAIRN_FAILPOINT=end-txn-sent
 	)
 }
+
+// sessionFetchMaxWait bounds how long the broker holds an input fetch
+// that has no data. A partition assigned while a fetch is held joins the
+// next fetch only, so franz-go's default of 5s delayed a takeover by up to
+// 5s after its restore (found by `processor bench cluster`: failovers of
+// 3s and 8s in alternation). 500ms is the Java client's default; an idle
+// instance sends about two empty fetches a second per broker.
+const sessionFetchMaxWait = 500 * time.Millisecond
 
 // runSession runs one transactional session until ctx is canceled or a
 // transaction fails in a way that needs a new session.

@@ -13,6 +13,9 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "cluster" {
+		return cmdBenchCluster(ctx, args[1:])
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o bench.EOSOptions
 	fs.IntVar(&o.Events, "events", 200_000, "pre-filled events per run")
