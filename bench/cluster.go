@@ -179,7 +179,7 @@ func oneClusterRun(ctx context.Context, o ClusterOptions, replicas int) (*Cluste
 		return nil, err
 	}
 	defer a.kill()
-	if err := c.waitCommitted(ctx, int64(events)); err != nil {
+	if err := waitCommitted(ctx, c.addrs, clusterApp, events); err != nil {
 		return nil, err
 	}
 	if err := c.measureJoinAndFailover(ctx, a, run); err != nil {
@@ -243,23 +243,4 @@ func (c *cluster) prefill(ctx context.Context) (int, error) {
 		}
 	}
 	return n, c.cl.Flush(ctx)
-}
-
-// waitCommitted waits until the app's group has committed want input
-// offsets in all.
-func (c *cluster) waitCommitted(ctx context.Context, want int64) error {
-	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		offs, err := c.adm.FetchOffsets(ctx, clusterApp)
-		if err == nil {
-			var total int64
-			offs.Each(func(o kadm.OffsetResponse) { total += o.At })
-			if total >= want {
-				return nil
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	return fmt.Errorf("group %s did not commit %d offsets within 10m", clusterApp, want)
 }

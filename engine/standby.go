@@ -153,7 +153,10 @@ func (e *Engine) runStandbys(ctx context.Context, wg *sync.WaitGroup) {
 		fs := cl.PollFetches(pctx)
 		cancel()
 		fs.EachRecord(e.notePeer)
-		if time.Now().After(next) && ctx.Err() == nil {
+		// Not while joining or restoring: a fresh instance would otherwise
+		// start tailing every partition owned elsewhere, competing with
+		// the restore of its own (bench: a join pause 0.6s longer).
+		if time.Now().After(next) && ctx.Err() == nil && e.Ready() {
 			e.reconcileStandbys(ctx)
 			next = time.Now().Add(e.cfg.StatusInterval / 2)
 		}
