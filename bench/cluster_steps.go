@@ -279,7 +279,7 @@ func (c *cluster) changelogSize(ctx context.Context) (int64, int64, error) {
 	return n, int64(len(recs)), nil
 }
 
-var restoredRe = regexp.MustCompile(`^time=(\S+) .*msg="restored partition" partition=\d+ from=(\d+) changelog_end=(\d+) took=(\S+)`)
+var restoredRe = regexp.MustCompile(`^time=(\S+) .*msg="restored partition" partition=\d+ changelog_from=(\d+) changelog_end=(\d+) took=(\S+)`)
 
 // restoresSince sums, over the restores an instance's log shows after
 // since, the changelog records replayed and the seconds they took.

@@ -52,7 +52,7 @@ func TestStandbyTakeoverAfterSIGKILL(t *testing.T) {
 	}
 }
 
-var restoredRe = regexp.MustCompile(`msg="restored partition" partition=\d+ from=(\d+) changelog_end=(\d+)`)
+var restoredRe = regexp.MustCompile(`msg="restored partition" partition=\d+ changelog_from=(\d+) changelog_end=(\d+)`)
 
 // takeoverReplay sums, over b's restores after a standby handover, the
 // changelog records replayed and the changelog's end offsets.
