@@ -28,14 +28,15 @@ test:
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
-## bench: the standard benchmark suite; writes bench/RESULTS.md.
+## bench: the standard benchmark suite (docs: bench/RESULTS.md, which it rewrites with plots
+## and bench/*.json; compare two runs with `processor bench compare old.json new.json`).
 bench: build
-	./$(BIN) bench --events 500000 --out bench/RESULTS.md --json bench/eos.json
-	./$(BIN) bench --events 200000 --definitions examples --section eos-examples \
-		--title "Exactly-once path with the example definitions (journeys, segments, funnels, policy)" \
-		--out bench/RESULTS.md --json bench/eos-examples.json
-	./$(BIN) bench --events 100000 --generate-funnels 50 --section eos-funnels50 --title "50 funnels (compare with the counting operator above)" \
-		--out bench/RESULTS.md --json bench/eos-funnels50.json
+	./$(BIN) bench --events 500000 --scaling 1,2,3 --section suite \
+		--title "Standard suite: one counting operator" --out bench/RESULTS.md --json bench/suite.json
+	./$(BIN) bench --events 200000 --definitions examples --latency 0.5 --section suite-examples \
+		--title "The example definitions (journeys, segments, funnels, policy)" --out bench/RESULTS.md --json bench/suite-examples.json
+	./$(BIN) bench --events 20000 --runs 1 --modes passthrough,cairn --generate 100/20/20 --latency "" --section suite-generated \
+		--title "Generated definitions: 100 journeys, 20 segments, 20 funnels" --out bench/RESULTS.md --json bench/suite-generated.json
 
 ## chaos: long fault runs (kills at random moments and at every named failpoint, CHAOS_CYCLES
 ## of each); figures in bench/CHAOS.md.
@@ -65,7 +66,7 @@ lint:
 FUZZTIME ?= 20s
 FUZZ_TARGETS := engine:FuzzDecodeEvent engine:FuzzJSONAgreesWithTheStandardLibrary state:FuzzDecodeKey operators/defs:FuzzParse \
 	operators/journey:FuzzParseDefinition operators/funnel:FuzzDecodeRow operators/funnel:FuzzParse \
-	operators/funnel:FuzzDecodeUserState operators/segment:FuzzDecodeChunk \
+	operators/funnel:FuzzDecodeUserState operators/funnel:FuzzDecodeBinaryState operators/segment:FuzzDecodeChunk \
 	operators/segment:FuzzDecodeDictionary operators/segment:FuzzDefinitions internal/api:FuzzAPIHandlers
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

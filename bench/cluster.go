@@ -179,7 +179,7 @@ func oneClusterRun(ctx context.Context, o ClusterOptions, replicas int) (*Cluste
 		return nil, err
 	}
 	defer a.kill()
-	if err := waitCommitted(ctx, c.addrs, clusterApp, events); err != nil {
+	if err := waitCommitted(ctx, c.adm, clusterApp, int64(events)); err != nil {
 		return nil, err
 	}
 	if err := c.measureJoinAndFailover(ctx, a, run); err != nil {

@@ -28,6 +28,10 @@ type Config struct {
 	// CommitInterval is the longest time a transaction stays open.
 	// Default 100ms.
 	CommitInterval time.Duration
+	// Delivery is DeliveryExactlyOnce (the default) or DeliveryAtLeastOnce,
+	// which skips transactions and is not exactly-once: it exists to
+	// measure the cost of exactly-once.
+	Delivery string
 	// CommitRecords commits early once this many input records are in the
 	// open transaction. Default 10000.
 	CommitRecords int
@@ -100,6 +104,9 @@ func (c *Config) EnsureDefaults() {
 	if c.MinFreeDisk == 0 {
 		c.MinFreeDisk = 64 << 20
 	}
+	if c.Delivery == "" {
+		c.Delivery = DeliveryExactlyOnce
+	}
 	setDur(&c.CommitInterval, 100*time.Millisecond)
 	setDur(&c.StatusInterval, 5*time.Second)
 	setDur(&c.MaxClockSkew, 5*time.Minute)
@@ -140,6 +147,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitInterval < time.Millisecond {
 		errs = append(errs, fmt.Errorf("commit-interval %s: must be at least 1ms", c.CommitInterval))
+	}
+	if c.Delivery != DeliveryExactlyOnce && c.Delivery != DeliveryAtLeastOnce {
+		errs = append(errs, fmt.Errorf("delivery %q: use %s or %s", c.Delivery, DeliveryExactlyOnce, DeliveryAtLeastOnce))
 	}
 	if c.CommitRecords < 1 || c.MaxPollRecords < 1 {
 		errs = append(errs, errors.New("commit-records and max-poll-records must be positive"))

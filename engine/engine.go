@@ -75,7 +75,7 @@ type Engine struct {
 
 	// sess is the current transactional session. It is replaced only by
 	// runSession, between sessions, when no worker is running.
-	sess *kgo.GroupTransactSession
+	sess session
 
 	mu        sync.Mutex // guards workers and restoring
 	workers   map[int32]*worker
@@ -167,10 +167,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// sessionOpts are the options of both kinds of session (newSession adds
+// the transactional ones).
 func (e *Engine) sessionOpts() []kgo.Opt {
 	return append(e.baseOpts(),
-		kgo.TransactionalID(e.cfg.TransactionalID()),
-		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
 		kgo.ConsumerGroup(e.cfg.AppID),
 		kgo.ConsumeTopics(e.cfg.InputTopic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
@@ -201,9 +201,9 @@ const sessionFetchMaxWait = 500 * time.Millisecond
 // runSession runs one transactional session until ctx is canceled or a
 // transaction fails in a way that needs a new session.
 func (e *Engine) runSession(ctx context.Context) (err error) {
-	sess, err := kgo.NewGroupTransactSession(e.sessionOpts()...)
+	sess, err := e.newSession()
 	if err != nil {
-		return fmt.Errorf("%w: creating transactional session: %w", ErrFatal, err)
+		return fmt.Errorf("%w: creating %s session: %w", ErrFatal, e.cfg.Delivery, err)
 	}
 	e.sess = sess
 	defer func() { e.closeSession(err) }()

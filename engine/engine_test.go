@@ -222,3 +222,38 @@ func TestEngineStoppedWhileStartingExitsCleanly(t *testing.T) {
 		t.Fatalf("Run with a canceled context: %v, want nil", err)
 	}
 }
+
+// TestEngineAtLeastOnceProcessesAndCommits runs the at-least-once mode
+// against the broker: every event is counted once in a crash-free run, the
+// outputs are not transactional, and the group's committed offsets cover
+// the whole input, so a restart reprocesses nothing.
+func TestEngineAtLeastOnceProcessesAndCommits(t *testing.T) {
+	addrs := newBroker(t)
+	evs := genEvents("alo", 40, 2000, 1_700_000_000_000)
+	kafkatest.ProduceEvents(t, addrs, input, evs)
+	atLeastOnce := func(c *engine.Config) { c.Delivery = engine.DeliveryAtLeastOnce }
+	in := startInstance(t, addrs, "alo", t.TempDir(), atLeastOnce)
+	kafkatest.CheckCounts(t, evs, kafkatest.WaitCounts(t, addrs, countsOut, len(evs)))
+	if st := kafkatest.Transactions(t, addrs, countsOut); st.Committed != 0 {
+		t.Errorf("at-least-once outputs carry %d transaction commit markers, want none", st.Committed)
+	}
+	in.stop(t)
+	adm := kadm.NewClient(kafkatest.Client(t, addrs))
+	offs, err := adm.FetchOffsets(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(0)
+	offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+	if total != int64(len(evs)) {
+		t.Errorf("committed offsets sum to %d, want %d", total, len(evs))
+	}
+}
+
+func TestConfigRejectsUnknownDelivery(t *testing.T) {
+	cfg := engine.Config{Brokers: []string{"x:9092"}, Delivery: "at-most-once"}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err == nil {
+		t.Error("Validate accepted delivery at-most-once")
+	}
+}

@@ -42,6 +42,7 @@ func (e *Engine) restore(ctx context.Context, p int32) error {
 	}
 	e.m.restoreRemain.WithLabelValues(label).Set(0)
 	e.log.Info("restored partition", "partition", p, "changelog_from", from, "changelog_end", end, "took", time.Since(start))
+	e.logRestoreDigest(ctx, p)
 	return nil
 }
 

@@ -104,7 +104,7 @@ func TestBigBroadcastSurvivesKills(t *testing.T) {
 	c := startChild(t, args...)
 	start := time.Now()
 	c.waitLog(t, "partitions assigned")
-	waitConsumed(t, addrs, "big", "events")
+	kafkatest.WaitConsumed(t, addrs, "big", "events")
 	var tally kafkatest.Tally
 	for deadline := time.Now().Add(limit); ; time.Sleep(time.Second) {
 		tally = tallyBroadcast(t, kafkatest.ReadCommitted(t, addrs, "actions.push"), members, []int64{tick})

@@ -33,6 +33,7 @@ type Config struct {
 	AdvertiseHTTP  string           // --advertise-http: host:port other instances reach this one's API at
 	StatusInterval time.Duration    // --status-interval: how often the instance publishes its status
 	CommitInterval time.Duration    // --commit-interval
+	Delivery       string           // --delivery: exactly-once, or at-least-once (benchmarks only)
 	InstanceID     string           // --instance-id: default hostname-pid
 	SessionTimeout time.Duration    // --session-timeout: group session timeout
 	RebalanceTime  time.Duration    // --rebalance-timeout: how long a rebalance waits for members to rejoin
@@ -61,6 +62,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdvertiseHTTP, "advertise-http", "", "host:port other instances reach this one's API at, to forward requests for its partitions (default: the --http address, with the hostname for an unspecified host)")
 	fs.DurationVar(&c.StatusInterval, "status-interval", 5*time.Second, "how often the instance publishes its status to <app-id>-status (processor status, forwarding)")
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "longest time a transaction stays open")
+	fs.StringVar(&c.Delivery, "delivery", engine.DeliveryExactlyOnce, "exactly-once, or at-least-once: no transactions, NOT exactly-once (outputs and state updates may repeat after a failure); for measuring what exactly-once costs")
 	fs.StringVar(&c.InstanceID, "instance-id", "", "unique, stable id of this instance (default hostname-pid)")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
 	fs.DurationVar(&c.RebalanceTime, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for every member to rejoin")
@@ -129,6 +131,7 @@ func (c *Config) Engine() (engine.Config, error) {
 		InputTopic:         c.InputTopic,
 		InstanceID:         c.InstanceID,
 		CommitInterval:     c.CommitInterval,
+		Delivery:           c.Delivery,
 		SessionTimeout:     c.SessionTimeout,
 		RebalanceTimeout:   c.RebalanceTime,
 		TransactionTimeout: c.TxnTimeout,

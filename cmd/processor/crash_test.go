@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -324,14 +323,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts the broker under a running processor")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	data := t.TempDir()
-	opts := broker.Options{DataDir: data, Port: port}
+	opts := broker.Options{DataDir: t.TempDir(), Port: mustFreePort(t)}
 	b, err := broker.Start(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -448,7 +448,7 @@ func broadcastFailpoints(t *testing.T, sc scenario) kafkatest.TxnStats {
 	c := startChild(t, args...)
 	start := time.Now()
 	c.waitLog(t, "partitions assigned")
-	waitConsumed(t, sc.addrs, sc.app, "events")
+	kafkatest.WaitConsumed(t, sc.addrs, sc.app, "events")
 	converged := time.Since(start)
 	if code := c.term(t); code != 0 {
 		t.Errorf("processor exited %d after SIGTERM, want 0 (log %s)", code, c.log.Name())

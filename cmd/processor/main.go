@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,7 +32,7 @@ commands:
   dev       start an embedded broker, one instance, the examples and a demo stream
   broker    serve the embedded Kafka-compatible broker
   validate  check definitions (and a config file) and exit
-  bench     measure throughput against a transactional passthrough
+  bench     the benchmark suite (bench/RESULTS.md); bench compare old.json new.json
   funnel    print a funnel's counts: processor funnel <id> [--from D --to D]
   reset     delete an app's internal topics and consumer group (asks first)
   status    every instance of an app: partitions, restores, lag, state size
@@ -76,6 +77,10 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "processor %s: interrupted: %v\n", os.Args[1], err)
+		os.Exit(130) // the shell's code for a SIGINT
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "processor %s: %v\n", os.Args[1], err)

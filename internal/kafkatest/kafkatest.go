@@ -153,3 +153,28 @@ func WaitGroupEmpty(t testing.TB, addrs []string, group string) {
 	}
 	t.Fatalf("group %s still has members after 60s (%s)", group, last)
 }
+
+// WaitConsumed waits up to 120s until group has committed every offset of
+// topic, failing the test if it does not.
+func WaitConsumed(t testing.TB, addrs []string, group, topic string) {
+	t.Helper()
+	adm := kadm.NewClient(Client(t, addrs))
+	ctx := context.Background()
+	for deadline := time.Now().Add(120 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		ends, err1 := adm.ListEndOffsets(ctx, topic)
+		offs, err2 := adm.FetchOffsets(ctx, group)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		done := true
+		ends.Each(func(e kadm.ListedOffset) {
+			if c, ok := offs.Lookup(topic, e.Partition); e.Offset > 0 && (!ok || c.At < e.Offset) {
+				done = false
+			}
+		})
+		if done {
+			return
+		}
+	}
+	t.Fatalf("group %s did not consume %s within 120s", group, topic)
+}

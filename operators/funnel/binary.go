@@ -29,17 +29,23 @@ import (
 // appendBinary appends st in the binary layout to b.
 func (st *userState) appendBinary(b []byte, groups []string) ([]byte, []string) {
 	groups = groups[:0]
+	last := uint64(0) // the index found last: neighbouring events mostly share a group
 	index := func(g string) uint64 {
 		if g == "" {
 			return 0
 		}
+		if last != 0 && groups[last-1] == g {
+			return last
+		}
 		for i, x := range groups {
 			if x == g {
-				return uint64(i + 1)
+				last = uint64(i + 1)
+				return last
 			}
 		}
 		groups = append(groups, g)
-		return uint64(len(groups))
+		last = uint64(len(groups))
+		return last
 	}
 	for i := range st.Events {
 		index(st.Events[i].Group)
@@ -174,6 +180,11 @@ func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]st
 		return groups[i-1]
 	}
 	n := r.count(2)
+	if cap(st.Events) < n+4 {
+		// Room for the events of a transaction: the state stays decoded
+		// in the transaction's buffer while its user's events are added.
+		st.Events = make([]stepEvent, 0, 2*n+8)
+	}
 	st.Events = st.Events[:0]
 	ts := st.Latest
 	for ; n > 0 && r.err == nil; n-- {
@@ -191,6 +202,9 @@ func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]st
 		ts = e.TS
 	}
 	n = r.count(4)
+	if cap(st.Counted) < n+1 {
+		st.Counted = make([]counted, 0, n+2)
+	}
 	st.Counted = st.Counted[:0]
 	for ; n > 0 && r.err == nil; n-- {
 		var c counted

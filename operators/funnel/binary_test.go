@@ -2,8 +2,10 @@ package funnel
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestPackLabel(t *testing.T) {
@@ -73,6 +75,24 @@ func TestRowJSONMatchesEncodingJSON(t *testing.T) {
 		got, err := r.appendJSON(nil)
 		if err != nil || string(got) != string(want) {
 			t.Errorf("group %q: appendJSON = %s, %v; want %s", g, got, err, want)
+		}
+	}
+}
+
+func TestBucketCacheAgreesWithBucketOf(t *testing.T) {
+	op := mustNew(t, "kind: funnel\nid: h\nwindow: 1h\nbucket: hour\ntimezone: Asia/Kolkata\nsteps: [{event: a}, {event: b}]\n"+
+		"---\nkind: funnel\nid: d\nwindow: 1h\ntimezone: America/New_York\nsteps: [{event: a}, {event: b}]\n")
+	var c bucketCache
+	r := rand.New(rand.NewPCG(3, 4))
+	start := time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC).UnixMilli() // NY spring forward
+	for range 20000 {
+		ts := start + r.Int64N(3*24*60)*minute + r.Int64N(minute)
+		for _, d := range op.Definitions() {
+			label, end := c.of(d, ts)
+			wantLabel, wantEnd := d.bucketOf(ts)
+			if label != wantLabel || end != wantEnd {
+				t.Fatalf("%s at %d: cache %s %d, bucketOf %s %d", d.ID, ts, label, end, wantLabel, wantEnd)
+			}
 		}
 	}
 }

@@ -59,10 +59,12 @@ func (d *Definition) bucketOf(ts int64) (label string, end int64) {
 // event, for every funnel, and most funnels share a few zones. Entries are
 // per minute of ts when the whole minute falls in one bucket, which is true
 // of every bucket whose start and end are whole minutes (every zone offset
-// since 1972 is); other timestamps are computed every time. The zero value
-// is ready; a nil cache computes every time.
+// since 1972 is); other timestamps are computed every time. It is a
+// direct-mapped table of bucketCacheSize entries (a colliding minute
+// replaces the entry), so a lookup costs a multiplication and a comparison.
+// The zero value is ready; a nil cache computes every time.
 type bucketCache struct {
-	m map[bucketKey]bucketVal
+	e *[bucketCacheSize]bucketEntry
 }
 
 type bucketKey struct {
@@ -71,14 +73,15 @@ type bucketKey struct {
 	minute int64 // ts floor-divided by one minute
 }
 
-type bucketVal struct {
+type bucketEntry struct {
+	key   bucketKey
 	label string
 	end   int64
 }
 
-// maxBucketCache bounds the entries of a bucketCache; it starts over when
-// full.
-const maxBucketCache = 4096
+// bucketCacheSize is the number of entries of a bucketCache: 1<<12, to match
+// the 12 bits of the hash in of.
+const bucketCacheSize = 1 << 12
 
 const minuteMs = int64(time.Minute / time.Millisecond)
 
@@ -91,8 +94,16 @@ func (c *bucketCache) of(d *Definition, ts int64) (string, int64) {
 		minute-- // floor
 	}
 	k := bucketKey{loc: d.loc, hour: d.Bucket == BucketHour, minute: minute}
-	if v, ok := c.m[k]; ok {
-		return v.label, v.end
+	if c.e == nil {
+		c.e = new([bucketCacheSize]bucketEntry)
+	}
+	h := uint64(minute)<<10 ^ uint64(d.zoneSlot)<<1
+	if k.hour {
+		h ^= 1
+	}
+	slot := &c.e[(h*0x9e3779b97f4a7c15)>>52] // Fibonacci hashing: the top 12 bits
+	if slot.key == k && slot.label != "" {
+		return slot.label, slot.end
 	}
 	label, end := d.bucketOf(ts)
 	first, _ := d.bucketOf(minute * minuteMs)
@@ -100,9 +111,6 @@ func (c *bucketCache) of(d *Definition, ts int64) (string, int64) {
 	if first != label || last != label {
 		return label, end // a bucket boundary inside this minute
 	}
-	if c.m == nil || len(c.m) >= maxBucketCache {
-		c.m = make(map[bucketKey]bucketVal, 256)
-	}
-	c.m[k] = bucketVal{label, end}
+	*slot = bucketEntry{key: k, label: label, end: end}
 	return label, end
 }

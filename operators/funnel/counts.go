@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/state"
@@ -134,14 +135,24 @@ func (p *page) entry(ctx *engine.Context, f *Definition, bucket, group string) (
 	return i, nil
 }
 
-// txnCounts is the operator's transaction buffer (engine.Context.TxnBuffer)
-// on one partition: the raises of the transaction's events, summed per
-// (funnel, bucket, group). Flush applies them to the counts pages and
-// upserts each changed row once, so a count touched by many events of one
-// transaction costs one page write and one upsert. Not safe for concurrent
-// use; one belongs to one partition worker.
-type txnCounts struct {
-	rows map[rowKey]*txnRow
+// txnState is the operator's transaction buffer (engine.Context.TxnBuffer)
+// on one partition: the records of the transaction's users, decoded as
+// their events needed them, and the raises of their depths, summed per
+// (funnel, bucket, group). Flush writes each changed record once, applies
+// the raises to the counts pages and upserts each changed row once, so a
+// user with many events in one transaction costs one record write and a
+// count touched by many events one page write and one upsert. Not safe for
+// concurrent use; one belongs to one partition worker.
+//
+// Flush returns it to txnPool with its records and states, whose memory the
+// next transaction reuses; an aborted transaction's buffer is left to the
+// garbage collector.
+type txnState struct {
+	users map[string]*userRecord
+	rows  map[rowKey]*txnRow
+
+	freeRecs   []*userRecord
+	freeStates []*userState
 }
 
 type rowKey struct{ id, bucket, group string }
@@ -155,23 +166,76 @@ type txnRow struct {
 	counts        []int64 // the counts after the raise, set by Flush
 }
 
-func newTxnCounts() any { return &txnCounts{rows: map[rowKey]*txnRow{}} }
+var txnPool = sync.Pool{New: func() any {
+	return &txnState{users: map[string]*userRecord{}, rows: map[rowKey]*txnRow{}}
+}}
 
-// buffer adds the raises of the event's hits to the transaction's buffer.
-// Cost: one map lookup per raise.
-func (o *Operator) buffer(ctx *engine.Context, s *scratch) {
-	var buf *txnCounts
+func newTxnState() any { return txnPool.Get() }
+
+// maxFree bounds the free records and states a txnState keeps.
+const maxFree = 1 << 14
+
+// release empties t and puts it back in txnPool; t must not be used after.
+func (t *txnState) release() {
+	for _, r := range t.users {
+		for i := range r.parts {
+			if st := r.parts[i].st; st != nil && len(t.freeStates) < maxFree {
+				t.freeStates = append(t.freeStates, st)
+			}
+		}
+		clear(r.parts)
+		if len(t.freeRecs) < maxFree {
+			t.freeRecs = append(t.freeRecs, r)
+		}
+	}
+	clear(t.users)
+	clear(t.rows)
+	txnPool.Put(t)
+}
+
+// newState returns an empty userState, reusing a released one's memory.
+func (t *txnState) newState() *userState {
+	n := len(t.freeStates)
+	if n == 0 {
+		return &userState{}
+	}
+	st := t.freeStates[n-1]
+	t.freeStates = t.freeStates[:n-1]
+	clear(st.Events)
+	clear(st.Counted)
+	st.Latest, st.Events, st.Counted = 0, st.Events[:0], st.Counted[:0]
+	return st
+}
+
+// record returns the record of the context's user, read from state on the
+// user's first event of the transaction.
+func (t *txnState) record(ctx *engine.Context) (*userRecord, error) {
+	if r := t.users[ctx.UserID()]; r != nil {
+		return r, nil
+	}
+	var r *userRecord
+	if n := len(t.freeRecs); n > 0 {
+		r, t.freeRecs = t.freeRecs[n-1], t.freeRecs[:n-1]
+	} else {
+		r = &userRecord{}
+	}
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	t.users[ctx.UserID()] = r
+	return r, nil
+}
+
+// add adds the raises of the event's hits. Cost: one map lookup per raise.
+func (t *txnState) add(s *scratch) {
 	for i := range s.hits {
 		h := &s.hits[i]
 		for _, c := range s.changes[h.lo:h.hi] {
-			if buf == nil {
-				buf = ctx.TxnBuffer(newTxnCounts).(*txnCounts)
-			}
 			k := rowKey{h.f.ID, c.Bucket, c.Group}
-			r := buf.rows[k]
+			r := t.rows[k]
 			if r == nil {
 				r = &txnRow{f: h.f, bucket: c.Bucket, group: c.Group, delta: make([]int64, len(h.f.Steps))}
-				buf.rows[k] = r
+				t.rows[k] = r
 			}
 			for l := c.From; l < c.To; l++ {
 				r.delta[l]++
@@ -180,11 +244,34 @@ func (o *Operator) buffer(ctx *engine.Context, s *scratch) {
 	}
 }
 
-// Flush applies the transaction's raises to the partition's counts, page by
-// page, then upserts the changed rows in (funnel, bucket, group) order. It
-// implements engine.Flusher.
+// saveRecords writes the records changed in the transaction.
+func (o *Operator) saveRecords(ctx *engine.Context, t *txnState) error {
+	s := scratchPool.Get().(*scratch)
+	defer s.release()
+	for user, r := range t.users {
+		if !r.dirty {
+			continue
+		}
+		b, err := r.encode(o.byID, s)
+		if err != nil {
+			return fmt.Errorf("encoding funnel state of %s: %w", user, err)
+		}
+		if err := ctx.ForUser(user).Set(recordSub, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush writes the records changed in the transaction, applies its raises to
+// the partition's counts, page by page, then upserts the changed rows in
+// (funnel, bucket, group) order. It implements engine.Flusher.
 func (o *Operator) Flush(ctx *engine.Context, b any) error {
-	buf := b.(*txnCounts)
+	buf := b.(*txnState)
+	if err := o.saveRecords(ctx, buf); err != nil {
+		return err
+	}
+	defer buf.release()
 	rows := make([]*txnRow, 0, len(buf.rows))
 	for _, r := range buf.rows {
 		rows = append(rows, r)

@@ -51,6 +51,7 @@ type Definition struct {
 	usesProf   bool // some expression mentions profile: load it
 	stepsNamed map[string]uint32
 	groupIdx   int // index of group_by among the operator's distinct expressions
+	zoneSlot   int // index of the zone among the operator's; spreads bucketCache entries
 }
 
 // Step is one step of a funnel: an event name and an optional condition.

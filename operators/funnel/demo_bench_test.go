@@ -33,6 +33,9 @@ func pipelineEvents(n int) []engine.Event {
 // through one in-memory partition, against the counting operator of its
 // baseline. The first b.N events of the workload are processed (so state
 // grows as in the pipeline run); compare ns/op at the same -benchtime=Nx.
+// It also reports the funnel state per user after those events. Every
+// event is its own transaction here (engine.Local), so the work the
+// pipeline does once per user and transaction is done per event.
 func BenchmarkIngestPipeline(b *testing.B) {
 	for _, n := range []int{-1, 1, 10, 50} {
 		name := fmt.Sprintf("funnels=%d", n)
@@ -58,6 +61,25 @@ func BenchmarkIngestPipeline(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			if n > 0 {
+				b.StopTimer()
+				b.ReportMetric(pipelineStateBytes(b, l, evs[:b.N]), "state-bytes/user")
+			}
 		})
 	}
+}
+
+// pipelineStateBytes returns the mean funnel state (keys and values) of the
+// users of evs.
+func pipelineStateBytes(b *testing.B, l *engine.Local, evs []engine.Event) float64 {
+	b.Helper()
+	seen := map[string]bool{}
+	total := 0
+	for _, e := range evs {
+		if !seen[e.UserID] {
+			seen[e.UserID] = true
+			total += userBytes(b, l, e.UserID)
+		}
+	}
+	return float64(total) / float64(max(1, len(seen)))
 }

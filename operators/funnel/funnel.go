@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/expr-lang/expr"
 
@@ -87,13 +86,14 @@ func New(docs []defs.Doc, opts Options) (*Operator, error) {
 		}
 		return i
 	}
-	locs := map[string]*time.Location{} // one per zone, for bucketCache
+	zones := map[string]*Definition{} // the first of each zone: one Location per zone, for bucketCache
 	for _, f := range fs {
 		o.byID[f.ID] = f
-		if l, ok := locs[f.Timezone]; ok {
-			f.loc = l
+		if z, ok := zones[f.Timezone]; ok {
+			f.loc, f.zoneSlot = z.loc, z.zoneSlot
 		} else {
-			locs[f.Timezone] = f.loc
+			f.zoneSlot = len(zones)
+			zones[f.Timezone] = f
 		}
 		if f.groupProg != nil {
 			f.groupIdx = index("g:" + f.GroupBy)
@@ -143,12 +143,12 @@ func (o *Operator) OnTimer(*engine.Context, *engine.Timer) error { return nil }
 
 // OnEvent updates every funnel with a step named ev.Name. Cost: the
 // evaluation of the step conditions of those funnels (each distinct
-// condition and group_by once); if the event matches a step, one read and
-// one write of the user's record (whatever the number of funnels, so one
-// changelog record), the decoding and encoding of the matched funnels' parts
-// of it, and one map update per (funnel, bucket, group) whose count rises.
-// The counts pages and the upserts are written once per transaction, by
-// Flush.
+// condition and group_by once); if the event matches a step, the user's
+// record is read and decoded once per transaction (the matched funnels'
+// parts only) and kept in the transaction's buffer, the attempts the event
+// can deepen are recomputed, and each (funnel, bucket, group) whose count
+// rises costs one map update. The records, the counts pages and the upserts
+// are written once per transaction, by Flush.
 func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	fs := o.byEvent[ev.Name]
 	if len(fs) == 0 {
@@ -170,30 +170,29 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	if len(s.hits) == 0 {
 		return nil
 	}
-	rec := &s.rec
-	if err := rec.load(ctx); err != nil {
+	// An error below leaves the buffered record half updated; it is never
+	// written, since an operator error aborts the transaction and the
+	// engine drops its buffers.
+	buf := ctx.TxnBuffer(newTxnState).(*txnState)
+	rec, err := buf.record(ctx)
+	if err != nil {
 		return err
 	}
 	for i := range s.hits {
 		h := &s.hits[i]
 		h.lo = len(s.changes)
-		if err := o.update(ctx, s, h, ev); err != nil {
+		if err := o.update(ctx, buf, rec, s, h, ev); err != nil {
 			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
 		}
 		h.hi = len(s.changes)
 	}
-	if err := rec.save(ctx, o.byID, s); err != nil {
-		return err
-	}
-	o.buffer(ctx, s)
+	buf.add(s)
 	return nil
 }
 
-// scratch is the reusable memory of one OnEvent call.
+// scratch is the reusable memory of one OnEvent or Flush call.
 type scratch struct {
 	m       matcher
-	rec     userRecord
-	st      userState
 	groups  []string
 	arena   []byte
 	hits    []hit
@@ -206,13 +205,10 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func (s *scratch) release() {
 	s.m = matcher{vals: s.m.vals[:0]}
-	clear(s.rec.parts)
-	s.rec.parts = s.rec.parts[:0]
-	s.arena = s.arena[:0]
 	s.hits = s.hits[:0]
 	clear(s.changes)
 	s.changes = s.changes[:0]
-	if cap(s.arena) > 1<<20 { // do not pin the memory of one huge record
+	if cap(s.arena) > 1<<20 { // do not pin the memory of one huge part
 		s.arena = nil
 	}
 	scratchPool.Put(s)
@@ -228,9 +224,8 @@ type hit struct {
 
 // update adds h to the user's state in h.f unless it is too late, and
 // appends the raises of the user's depths to s.changes.
-func (o *Operator) update(ctx *engine.Context, s *scratch, h *hit, ev *engine.Event) error {
-	st := &s.st
-	found, err := s.rec.get(h.f.ID, st, s)
+func (o *Operator) update(ctx *engine.Context, t *txnState, rec *userRecord, s *scratch, h *hit, ev *engine.Event) error {
+	st, found, err := rec.state(h.f.ID, t, s)
 	if err != nil {
 		return err
 	}
@@ -242,7 +237,7 @@ func (o *Operator) update(ctx *engine.Context, s *scratch, h *hit, ev *engine.Ev
 	}
 	s.changes = st.add(h.f, h.e, s.changes, &s.buckets)
 	st.prune(h.f)
-	s.rec.put(h.f.ID, st, s)
+	rec.dirty = true
 	return nil
 }
 

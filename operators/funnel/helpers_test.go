@@ -66,3 +66,21 @@ func countsOf(rows map[string]Row) map[string][]int64 {
 func ev(user, name string, ts int64, props map[string]any) engine.Event {
 	return engine.Event{UserID: user, Name: name, TS: ts, Props: props}
 }
+
+// processInto processes e and records the last row of each aggregates key
+// it upserts in rows.
+func processInto(t testing.TB, l *engine.Local, e engine.Event, rows map[string]Row) error {
+	t.Helper()
+	outs, err := l.Process(e)
+	if err != nil {
+		return err
+	}
+	for _, o := range outs {
+		row, err := DecodeRow(o.Key, o.Value)
+		if err != nil {
+			t.Fatalf("decoding output %s: %v", o.Key, err)
+		}
+		rows[string(o.Key)] = row
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -21,10 +22,12 @@ var recordSub = []byte("u")
 const binaryMark = 0xc1
 
 // userRecord is the state of one user in every funnel, stored under one sub
-// key so that an event costs one read, one write and one changelog record
-// however many funnels it matches. Each funnel's part stays encoded until a
-// matching event needs it, so a record costs O(size) to copy but only the
-// matched funnels to decode. Not safe for concurrent use.
+// key so that a transaction costs one read, one write and one changelog
+// record per user however many funnels and events it has. Each funnel's
+// part stays encoded until an event of the transaction needs it; it is then
+// decoded once and kept decoded until the transaction's Flush encodes the
+// record. So a user costs O(size) to read and write once per transaction,
+// and only the matched funnels to decode. Not safe for concurrent use.
 //
 // Layout: ValueVersion, binaryMark, the number of parts, then per part its
 // funnel id and its userState (binary.go), each preceded by its length in
@@ -33,14 +36,17 @@ const binaryMark = 0xc1
 // Invariant: parts is sorted by id, with unique ids.
 type userRecord struct {
 	parts []recordPart
-	cur   int // where find starts: funnels are looked up in id order
+	cur   int  // where find starts: funnels are looked up in id order
+	dirty bool // a part changed since the record was read
 }
 
-// recordPart is one funnel's part of a record, still encoded.
+// recordPart is one funnel's part of a record: encoded in raw until st
+// holds it decoded (raw is then stale).
 type recordPart struct {
 	id     []byte
 	raw    []byte
 	legacy bool // raw is a msgpack userState (codec.go)
+	st     *userState
 }
 
 // legacyRecord is the msgpack layout of a record written by earlier
@@ -58,7 +64,7 @@ type legacyRaw struct {
 
 // load reads the user's record into r, reusing r's memory.
 func (r *userRecord) load(ctx *engine.Context) error {
-	r.parts, r.cur = r.parts[:0], 0
+	r.parts, r.cur, r.dirty = r.parts[:0], 0, false
 	b, err := ctx.Get(recordSub)
 	if err != nil || b == nil {
 		return err
@@ -118,74 +124,76 @@ func (r *userRecord) find(id string) (int, bool) {
 	return i, i < len(r.parts) && string(r.parts[i].id) == id
 }
 
-// get decodes the user's state in funnel id into st (reusing its slices);
-// found is false (and st empty) if the user has none.
-func (r *userRecord) get(id string, st *userState, s *scratch) (found bool, err error) {
+// state returns the user's state in funnel id, decoding it on first use;
+// found is false if the user had none, and the state is then a new, empty
+// part of the record.
+func (r *userRecord) state(id string, t *txnState, s *scratch) (st *userState, found bool, err error) {
 	i, ok := r.find(id)
 	if !ok {
-		st.Latest, st.Events, st.Counted = 0, st.Events[:0], st.Counted[:0]
-		return false, nil
+		r.parts = slices.Insert(r.parts, i, recordPart{id: []byte(id), st: t.newState()})
+		return r.parts[i].st, false, nil
 	}
 	p := &r.parts[i]
+	if p.st != nil {
+		return p.st, true, nil
+	}
+	st = t.newState()
+	if err := st.decodePart(p, s); err != nil {
+		return nil, false, err
+	}
+	p.st = st
+	return st, true, nil
+}
+
+// decodePart decodes p's raw bytes into st.
+func (st *userState) decodePart(p *recordPart, s *scratch) error {
+	var err error
 	if p.legacy {
-		*st = userState{}
 		err = msgpack.Unmarshal(p.raw, st)
 	} else {
 		s.groups, err = st.decodeBinary(p.raw, s.groups, &s.strs)
 	}
 	if err != nil {
-		return false, fmt.Errorf("decoding funnel state: %w: %w", state.ErrBadValue, err)
+		return fmt.Errorf("decoding funnel state: %w: %w", state.ErrBadValue, err)
 	}
-	return true, nil
+	return nil
 }
 
-// put encodes st as the user's state in funnel id. The encoding is
-// appended to s.arena, which must not be reset before the record is saved.
-func (r *userRecord) put(id string, st *userState, s *scratch) {
-	start := len(s.arena)
-	s.arena, s.groups = st.appendBinary(s.arena, s.groups)
-	b := s.arena[start:len(s.arena):len(s.arena)]
-	i, ok := r.find(id)
-	if !ok {
-		r.parts = append(r.parts, recordPart{})
-		copy(r.parts[i+1:], r.parts[i:])
-		r.parts[i] = recordPart{id: []byte(id)}
-	}
-	r.parts[i].raw, r.parts[i].legacy = b, false
-}
-
-// save writes the record, dropping the parts of funnels that are no longer
-// defined. Legacy parts are re-encoded.
-func (r *userRecord) save(ctx *engine.Context, defined map[string]*Definition, s *scratch) error {
-	kept := r.parts[:0]
+// encode returns the record in the binary layout, without the parts of
+// funnels that are no longer defined. Decoded and legacy parts are
+// encoded; the others are copied as they are. The record must not be used
+// after: its decoded parts are not written back to raw.
+func (r *userRecord) encode(defined map[string]*Definition, s *scratch) ([]byte, error) {
+	size, n := 2+binary.MaxVarintLen64, 0
 	for _, p := range r.parts {
-		if defined[string(p.id)] == nil {
-			continue
+		if defined[string(p.id)] != nil {
+			size += 2*binary.MaxVarintLen64 + len(p.id) + len(p.raw)
+			n++
 		}
-		if p.legacy {
-			st := &userState{}
-			if err := msgpack.Unmarshal(p.raw, st); err != nil {
-				return fmt.Errorf("decoding funnel state: %w: %w", state.ErrBadValue, err)
-			}
-			start := len(s.arena)
-			s.arena, s.groups = st.appendBinary(s.arena, s.groups)
-			p.raw, p.legacy = s.arena[start:len(s.arena):len(s.arena)], false
-		}
-		kept = append(kept, p)
-	}
-	r.parts = kept
-	size := 2 + binary.MaxVarintLen64
-	for _, p := range r.parts {
-		size += 2*binary.MaxVarintLen64 + len(p.id) + len(p.raw)
 	}
 	// A fresh buffer: the store may keep the value it is given.
 	b := append(make([]byte, 0, size), state.ValueVersion, binaryMark)
-	b = binary.AppendUvarint(b, uint64(len(r.parts)))
-	for _, p := range r.parts {
+	b = binary.AppendUvarint(b, uint64(n))
+	for i := range r.parts {
+		p := &r.parts[i]
+		if defined[string(p.id)] == nil {
+			continue
+		}
+		if p.st == nil && p.legacy {
+			p.st = &userState{}
+			if err := p.st.decodePart(p, s); err != nil {
+				return nil, err
+			}
+		}
+		raw := p.raw
+		if p.st != nil {
+			s.arena, s.groups = p.st.appendBinary(s.arena[:0], s.groups)
+			raw = s.arena
+		}
 		b = binary.AppendUvarint(b, uint64(len(p.id)))
 		b = append(b, p.id...)
-		b = binary.AppendUvarint(b, uint64(len(p.raw)))
-		b = append(b, p.raw...)
+		b = binary.AppendUvarint(b, uint64(len(raw)))
+		b = append(b, raw...)
 	}
-	return ctx.Set(recordSub, b)
+	return b, nil
 }

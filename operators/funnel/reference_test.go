@@ -240,16 +240,8 @@ func checkAgainstReference(t *testing.T, seed int, op *Operator, fs []refFunnel,
 	defer l.Close()
 	rows := map[string]Row{}
 	for i, e := range evs {
-		outs, err := l.Process(e)
-		if err != nil {
+		if err := processInto(t, l, e, rows); err != nil {
 			t.Fatalf("seed %d: processing event %d: %v", seed, i, err)
-		}
-		for _, o := range outs {
-			row, err := DecodeRow(o.Key, o.Value)
-			if err != nil {
-				t.Fatalf("seed %d: %v", seed, err)
-			}
-			rows[string(o.Key)] = row
 		}
 		if n := i + 1; n == len(evs) || n == len(evs)/3 || n == 2*len(evs)/3 {
 			want, _ := reference(fs, evs[:n])

@@ -1,6 +1,7 @@
 package funnel
 
 import (
+	"slices"
 	"sort"
 )
 
@@ -58,13 +59,13 @@ type change struct {
 // to changes, at most one per (bucket, group). Cost: O(a·n) for a attempts in
 // the window and n stored events.
 func (st *userState) add(d *Definition, e stepEvent, changes []change, bc *bucketCache) []change {
-	p := sort.Search(len(st.Events), func(i int) bool {
-		x := st.Events[i]
-		return x.TS > e.TS // e comes after the stored events of equal TS
-	})
-	st.Events = append(st.Events, stepEvent{})
-	copy(st.Events[p+1:], st.Events[p:])
-	st.Events[p] = e
+	p := len(st.Events)
+	if p > 0 && st.Events[p-1].TS > e.TS { // out of order; in order is the common case
+		p = sort.Search(p, func(i int) bool {
+			return st.Events[i].TS > e.TS // e comes after the stored events of equal TS
+		})
+	}
+	st.Events = slices.Insert(st.Events, p, e)
 	st.Latest = max(st.Latest, e.TS)
 
 	lo := len(changes)
@@ -80,8 +81,15 @@ func (st *userState) add(d *Definition, e stepEvent, changes []change, bc *bucke
 		if s.Steps&1 == 0 {
 			continue
 		}
+		depth := st.depth(d, i)
+		if depth == 1 && i != p {
+			// Counted already holds depth ≥ 1 for the attempt's bucket:
+			// it was raised when the attempt started, and is not pruned
+			// while an event may still deepen the attempt.
+			continue
+		}
 		label, end := bc.of(d, s.TS)
-		changes = st.raise(label, s.Group, st.depth(d, i), end, changes, lo)
+		changes = st.raise(label, s.Group, depth, end, changes, lo)
 	}
 	return changes
 }

@@ -1,0 +1,120 @@
+package funnel
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/internal/broker"
+	"github.com/cairn-cjo/cairn/internal/kafkatest"
+	"github.com/cairn-cjo/cairn/state"
+)
+
+// TestManyEventsPerTransactionMatchReference runs random logs through the
+// engine and the embedded broker, where a transaction holds many events of
+// a user (the record is read once, kept decoded in the transaction's
+// buffer and written by Flush), and compares the committed aggregates with
+// the brute-force reference. engine.Local, which the other tests use, makes
+// every event its own transaction.
+func TestManyEventsPerTransactionMatchReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and an engine")
+	}
+	fs, evs := combinedCases(12)
+	var src []string
+	for _, f := range fs {
+		src = append(src, f.yaml())
+	}
+	op := mustNew(t, strings.Join(src, "---\n"))
+
+	b := kafkatest.Start(t, broker.Options{})
+	addrs := b.Addrs()
+	kafkatest.CreateTopic(t, addrs, "events", 1, nil)
+	wire := make([]kafkatest.Event, len(evs))
+	for i, e := range evs {
+		wire[i] = kafkatest.Event{UserID: e.UserID, Event: e.Name, TS: e.TS, Props: e.Props, EventID: fmt.Sprint(i)}
+	}
+	kafkatest.ProduceEvents(t, addrs, "events", wire)
+	runEngineUntilCommitted(t, addrs, op, int64(len(evs)))
+
+	rows := map[string]Row{}
+	for _, r := range kafkatest.ReadCommitted(t, addrs, DefaultAggregatesTopic) {
+		row, err := DecodeRow(r.Key, r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows[string(r.Key)] = row
+	}
+	want, late := reference(fs, evs)
+	if got := countsOf(rows); !reflect.DeepEqual(got, want) {
+		t.Fatalf("engine counts differ from the reference:\n got  %v\n want %v", got, want)
+	}
+	if op.LateDropped() != late {
+		t.Fatalf("LateDropped = %d, want %d", op.LateDropped(), late)
+	}
+}
+
+// combinedCases joins n random reference cases into one: funnel ids and
+// users get the case's number, so every funnel sees every case's events.
+func combinedCases(n int) ([]refFunnel, []engine.Event) {
+	var fs []refFunnel
+	var evs []engine.Event
+	for seed := range n {
+		cfs, cevs := randomCase(rand.New(rand.NewPCG(uint64(seed), 11)))
+		for _, f := range cfs {
+			f.id = fmt.Sprintf("s%d-%s", seed, f.id)
+			fs = append(fs, f)
+		}
+		for _, e := range cevs {
+			e.UserID = fmt.Sprintf("s%d-%s", seed, e.UserID)
+			evs = append(evs, e)
+		}
+	}
+	return fs, evs
+}
+
+// runEngineUntilCommitted runs op in an engine until the group has committed
+// offset n of partition 0 of "events", then stops it.
+func runEngineUntilCommitted(t *testing.T, addrs []string, op *Operator, n int64) {
+	t.Helper()
+	st, err := state.OpenPebble(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := engine.Config{Brokers: addrs, AppID: "funnels", InputTopic: "events", InstanceID: "one",
+		SessionTimeout: 3 * time.Second, TransactionTimeout: 10 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	eng, err := engine.New(cfg, st, []engine.Operator{op})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("engine: %v", err)
+		}
+	}()
+	adm := kadm.NewClient(kafkatest.Client(t, addrs))
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		offs, err := adm.FetchOffsets(context.Background(), "funnels")
+		if o, ok := offs.Lookup("events", 0); err == nil && ok && o.At == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine did not commit offset %d of events within a minute", n)
+		}
+	}
+}
