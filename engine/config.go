@@ -72,6 +72,12 @@ type Config struct {
 	// docs/operations.md). The cut is by event time, so a replay makes the
 	// same decision. Default: zero, no shadow mode.
 	ShadowUntil time.Time
+	// StandbyReplicas is how many instances besides a partition's owner
+	// keep a warm copy of its state by tailing its changelog, so that a
+	// failover onto one of them replays only the tail. Placement is
+	// StandbyPlacement over the live instances of the status topic.
+	// Default 0 (none).
+	StandbyReplicas int
 	// ClientOpts are extra franz-go options (TLS, SASL) applied to every
 	// client the engine creates.
 	ClientOpts []kgo.Opt
@@ -147,6 +153,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitRecords < 1 || c.MaxPollRecords < 1 {
 		errs = append(errs, errors.New("commit-records and max-poll-records must be positive"))
+	}
+	if c.StandbyReplicas < 0 {
+		errs = append(errs, fmt.Errorf("standby-replicas %d: must be 0 or more", c.StandbyReplicas))
 	}
 	if c.TransactionTimeout <= c.CommitInterval {
 		errs = append(errs, fmt.Errorf("transaction-timeout %s must exceed commit-interval %s", c.TransactionTimeout, c.CommitInterval))

@@ -84,6 +84,8 @@ type Engine struct {
 
 	poison poisonBook // records and timers that made an operator fail (poison.go)
 
+	sb standbys // standby tasks and placement input (standby.go)
+
 	produceErr atomic.Pointer[error] // first produce error of the open transaction
 	assignErr  atomic.Pointer[error] // a failed restore: the session must be rebuilt
 }
@@ -135,6 +137,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	statusCtx, stopStatus := context.WithCancel(context.Background())
 	statusWG.Add(1)
 	go e.publishStatus(statusCtx, &statusWG)
+	if e.cfg.StandbyReplicas > 0 {
+		statusWG.Add(1)
+		go e.runStandbys(statusCtx, &statusWG)
+	}
 	defer func() { stopStatus(); statusWG.Wait() }() // after the session: the tombstone comes last
 	for backoff := time.Duration(0); ; {
 		err := e.runSession(ctx)
@@ -142,6 +148,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			if errors.Is(err, ErrStore) {
 				return err
 			}
+			e.stopStandbys() // their last batches are in before the flush
 			if ferr := e.store.Flush(); ferr != nil && err == nil {
 				err = ferr
 			}
@@ -174,6 +181,7 @@ func (e *Engine) sessionOpts() []kgo.Opt {
 		kgo.HeartbeatInterval(e.cfg.SessionTimeout/3),
 		kgo.RebalanceTimeout(e.cfg.RebalanceTimeout),
 		kgo.DisableAutoCommit(),
+		kgo.FetchMaxWait(sessionFetchMaxWait),
 		kgo.RecordPartitioner(newPartitioner(e.cfg.ChangelogTopic(), e.cfg.AggregatesTopic())),
 		kgo.OnPartitionsAssigned(e.onAssigned),
 		kgo.OnPartitionsRevoked(e.onRevoked),
@@ -181,6 +189,14 @@ func (e *Engine) sessionOpts() []kgo.Opt {
 		kgo.WithHooks(failpoint.KafkaHooks()...), // nil unless CAIRN_FAILPOINT=end-txn-sent
 	)
 }
+
+// sessionFetchMaxWait bounds how long the broker holds an input fetch
+// that has no data. A partition assigned while a fetch is held joins the
+// next fetch only, so franz-go's default of 5s delayed a takeover by up to
+// 5s after its restore (found by `processor bench cluster`: failovers of
+// 3s and 8s in alternation). 500ms is the Java client's default; an idle
+// instance sends about two empty fetches a second per broker.
+const sessionFetchMaxWait = 500 * time.Millisecond
 
 // runSession runs one transactional session until ctx is canceled or a
 // transaction fails in a way that needs a new session.
@@ -218,6 +234,7 @@ func (e *Engine) closeSession(cause error) {
 		delete(e.workers, p)
 	}
 	e.mu.Unlock()
+	e.releaseAllClaims() // including a partition whose restore failed
 	e.m.owned.Set(0)
 }
 
@@ -230,6 +247,7 @@ func (e *Engine) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 	e.ready.Store(false)
 	defer e.ready.Store(true)
 	for _, p := range ps {
+		e.claimPartition(p) // stops its standby task, if any, before the restore reads the marker
 		if err := e.restore(ctx, p); err != nil {
 			// Without its state the partition cannot be processed:
 			// leave the group so it moves elsewhere and retry.
@@ -276,6 +294,7 @@ func (e *Engine) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 	}
 	n := len(e.workers)
 	e.mu.Unlock()
+	e.releasePartitions(ps)
 	e.m.owned.Set(float64(n))
 	e.log.Info("partitions revoked", "partitions", ps)
 }

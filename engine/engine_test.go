@@ -28,6 +28,7 @@ type instance struct {
 	cancel context.CancelFunc
 	done   chan error
 	store  state.Store
+	eng    *engine.Engine
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -69,7 +70,7 @@ func startInstanceWith(t *testing.T, addrs []string, id string, st state.Store, 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{cancel: cancel, done: make(chan error, 1), store: st}
+	in := &instance{cancel: cancel, done: make(chan error, 1), store: st, eng: eng}
 	go func() { in.done <- eng.Run(ctx) }()
 	t.Cleanup(func() { in.stop(t) })
 	return in

@@ -27,6 +27,9 @@ type metrics struct {
 	wrongPartition      prometheus.Counter
 	wrongPartitionCount atomic.Int64 // for rate-limited warnings
 	owned               prometheus.Gauge
+	standbys            prometheus.Gauge
+	standbyLag          *prometheus.GaugeVec // by partition
+	standbyRecords      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -66,10 +69,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Records whose key murmur2-hashes to another partition (producer uses another partitioner)."}),
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_partitions_owned",
 			Help: "Input partitions this instance owns."}),
+		standbys: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_standby_partitions",
+			Help: "Partitions this instance keeps a standby copy of."}),
+		standbyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cairn_standby_lag_records",
+			Help: "Changelog records a standby copy is behind, by partition."}, []string{"partition"}),
+		standbyRecords: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_standby_records_total",
+			Help: "Changelog records applied by standby tasks."}),
 	}
 	for _, c := range []prometheus.Collector{m.consumed, m.processed, m.dlq, m.outputs, m.shadowed, m.commitDuration,
 		m.commits, m.aborted, m.reinits, m.lag, m.restoreRecords, m.restoreRemain, m.timersPending,
-		m.timersFired, m.clockSkew, m.wrongPartition, m.owned} {
+		m.timersFired, m.clockSkew, m.wrongPartition, m.owned, m.standbys, m.standbyLag, m.standbyRecords} {
 		f(c)
 	}
 	return m

@@ -21,20 +21,46 @@ const restoreCommitEvery = 5000
 const restoreStallTimeout = 30 * time.Second
 
 // restore brings the store's copy of partition p up to the changelog's last
-// stable offset, starting at the partition's marker (design §2.4). A missing
-// marker, one older than the changelog's start (compaction or retention
-// removed what it points at) or one past its end (the topic was recreated)
-// means a full restore into a wiped range.
+// stable offset, starting at the partition's marker (design §2.4). A warm
+// partition (revoked earlier, or kept by a standby task) replays only the
+// tail past its marker.
 func (e *Engine) restore(ctx context.Context, p int32) error {
 	start := time.Now()
-	m, err := e.readMarker(p)
+	m, end, err := e.startingMarker(ctx, p)
 	if err != nil {
 		return err
 	}
-	topic := e.cfg.ChangelogTopic()
+	from := m.ChangelogOffset
+	label := fmt.Sprint(p)
+	e.m.restoreRemain.WithLabelValues(label).Set(float64(max(0, end-m.ChangelogOffset)))
+	e.setRestoring(p, max(0, end-m.ChangelogOffset), false)
+	defer e.setRestoring(p, 0, true)
+	if m.ChangelogOffset < end {
+		if err := e.replay(ctx, p, m, end); err != nil {
+			return fmt.Errorf("restoring %s/%d: %w", e.cfg.ChangelogTopic(), p, err)
+		}
+	}
+	e.m.restoreRemain.WithLabelValues(label).Set(0)
+	e.log.Info("restored partition", "partition", p, "changelog_from", from, "changelog_end", end, "took", time.Since(start))
+	e.logRestoreDigest(ctx, p)
+	return nil
+}
+
+// startingMarker reads partition p's marker and the changelog's bounds and
+// returns where a restore or a standby task starts reading, with the
+// changelog's last stable offset. A missing marker, one older than the
+// changelog's start (compaction or retention removed what it points at) or
+// one past its end (the topic was recreated) means a full restore: the
+// partition's range is wiped first, so that the store never holds state
+// its marker does not account for.
+func (e *Engine) startingMarker(ctx context.Context, p int32) (*marker, int64, error) {
+	m, err := e.readMarker(p)
+	if err != nil {
+		return nil, 0, err
+	}
 	logStart, end, err := e.changelogBounds(ctx, p)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	if m != nil && m.ChangelogOffset > end {
 		// Past the end of the changelog: the topic was deleted and created
@@ -47,24 +73,11 @@ func (e *Engine) restore(ctx context.Context, p int32) error {
 	if m == nil || m.ChangelogOffset < logStart {
 		pre := state.PartitionPrefix(p)
 		if err := e.store.DeleteRange(pre, state.PrefixEnd(pre)); err != nil {
-			return storeErr("clearing the partition before a restore", err)
+			return nil, 0, storeErr("clearing the partition before a restore", err)
 		}
 		m = &marker{ChangelogOffset: logStart}
 	}
-	from := m.ChangelogOffset
-	label := fmt.Sprint(p)
-	e.m.restoreRemain.WithLabelValues(label).Set(float64(max(0, end-m.ChangelogOffset)))
-	e.setRestoring(p, max(0, end-m.ChangelogOffset), false)
-	defer e.setRestoring(p, 0, true)
-	if m.ChangelogOffset < end {
-		if err := e.replay(ctx, p, m, end); err != nil {
-			return fmt.Errorf("restoring %s/%d: %w", topic, p, err)
-		}
-	}
-	e.m.restoreRemain.WithLabelValues(label).Set(0)
-	e.log.Info("restored partition", "partition", p, "changelog_from", from, "changelog_end", end, "took", time.Since(start))
-	e.logRestoreDigest(ctx, p)
-	return nil
+	return m, end, nil
 }
 
 func (e *Engine) readMarker(p int32) (*marker, error) {
@@ -126,14 +139,9 @@ func firstErr(a, b kadm.ListedOffset) error {
 // records are kept so that the offset end-1, which is always a control
 // record or a committed record, is seen.
 func (e *Engine) replay(ctx context.Context, p int32, m *marker, end int64) error {
-	topic := e.cfg.ChangelogTopic()
-	cl, err := kgo.NewClient(append(e.baseOpts(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(m.ChangelogOffset)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)...)
+	cl, err := e.changelogReader(p, m.ChangelogOffset)
 	if err != nil {
-		return fmt.Errorf("creating restore client: %w", err)
+		return err
 	}
 	defer cl.Close()
 	b := e.store.NewBatch()
@@ -155,17 +163,13 @@ func (e *Engine) replay(ctx context.Context, p int32, m *marker, end int64) erro
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
 			n++
+			if err := applyChangelogRecord(b, prefix, r, m); err != nil {
+				return err
+			}
 			if !r.Attrs.IsControl() {
 				applied++
-				if !bytes.HasPrefix(r.Key, prefix) {
-					return fmt.Errorf("changelog record at %s/%d@%d has a key of another partition", topic, p, r.Offset)
-				}
-				if err := applyChange(b, r); err != nil {
-					return err
-				}
 				failpoint.Inject(failpoint.MidRestore)
 			}
-			m.ChangelogOffset = r.Offset + 1
 		}
 		e.m.restoreRecords.WithLabelValues(label).Add(float64(applied))
 		e.m.restoreRemain.WithLabelValues(label).Set(float64(max(0, end-m.ChangelogOffset)))
@@ -185,7 +189,30 @@ func (e *Engine) replay(ctx context.Context, p int32, m *marker, end int64) erro
 	return commitRestore(b, p, m)
 }
 
-func applyChange(b state.Batch, r *kgo.Record) error {
+// applyChangelogRecord writes changelog record r (a Pebble key and value, or
+// a tombstone) to b and moves m past it. Control records only move m.
+// changelogReader returns a client reading changelog partition p from
+// offset from with read_committed, control records kept.
+func (e *Engine) changelogReader(p int32, from int64) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(append(e.baseOpts(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{e.cfg.ChangelogTopic(): {p: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating changelog reader of partition %d: %w", p, err)
+	}
+	return cl, nil
+}
+
+func applyChangelogRecord(b state.Batch, prefix []byte, r *kgo.Record, m *marker) error {
+	m.ChangelogOffset = r.Offset + 1
+	if r.Attrs.IsControl() {
+		return nil
+	}
+	if !bytes.HasPrefix(r.Key, prefix) {
+		return fmt.Errorf("changelog record at %s/%d@%d has a key of another partition", r.Topic, r.Partition, r.Offset)
+	}
 	if r.Value == nil {
 		return b.Delete(r.Key)
 	}

@@ -26,9 +26,12 @@ type InstanceStatus struct {
 	Restoring  map[int32]int64 `json:"restoring,omitempty"` // partition -> changelog records left
 	Lag        map[int32]int64 `json:"lag,omitempty"`       // partition -> input records behind
 	StateBytes uint64          `json:"state_bytes"`         // estimate, owned partitions
-	Ready      bool            `json:"ready"`
-	UpdatedAt  int64           `json:"updated_at"` // ms since the epoch, wall clock
-	Interval   int64           `json:"interval_ms"`
+	Standby    map[int32]int64 `json:"standby,omitempty"`   // standby partition -> changelog records behind
+	// StandbyBytes estimates the state of the standby partitions.
+	StandbyBytes uint64 `json:"standby_bytes,omitempty"`
+	Ready        bool   `json:"ready"`
+	UpdatedAt    int64  `json:"updated_at"` // ms since the epoch, wall clock
+	Interval     int64  `json:"interval_ms"`
 }
 
 // Stale reports whether s is older than three of its intervals at now: its
@@ -70,13 +73,24 @@ func (e *Engine) Status() InstanceStatus {
 		s.Restoring[p] = n
 	}
 	e.mu.Unlock()
-	for _, p := range s.Owned {
-		pre := state.PartitionPrefix(p)
-		if n, err := e.store.DiskUsage(pre, state.PrefixEnd(pre)); err == nil {
-			s.StateBytes += n
-		}
+	s.StateBytes = e.diskUsage(s.Owned)
+	s.Standby = e.standbyLags()
+	for p := range s.Standby {
+		s.StandbyBytes += e.diskUsage([]int32{p})
 	}
 	return s
+}
+
+// diskUsage estimates the store's bytes of partitions ps.
+func (e *Engine) diskUsage(ps []int32) uint64 {
+	var total uint64
+	for _, p := range ps {
+		pre := state.PartitionPrefix(p)
+		if n, err := e.store.DiskUsage(pre, state.PrefixEnd(pre)); err == nil {
+			total += n
+		}
+	}
+	return total
 }
 
 // setRestoring records the changelog records left to restore partition p;

@@ -22,6 +22,9 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "cluster" {
+		return cmdBenchCluster(ctx, args[1:])
+	}
 	if len(args) > 0 && args[0] == "compare" {
 		return cmdBenchCompare(args[1:])
 	}

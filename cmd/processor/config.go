@@ -41,6 +41,7 @@ type Config struct {
 	IdleAdvance    bool             // --idle-advance: let the wall clock move idle partitions' clocks
 	ShadowUntil    string           // --shadow-until: hold back actions of events before this time (rebuilding state)
 	MinFreeDiskMB  int64            // --min-free-disk-mb: stop before the state disk fills up
+	Standby        int              // --standby-replicas: warm copies of each partition on other instances
 	Kafka          kafkasec.Options // --kafka-tls*, --kafka-sasl-*: how to connect to the brokers
 	LogLevel       string           // --log-level: debug, info, warn, error
 }
@@ -69,6 +70,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.IdleAdvance, "idle-advance", true, "advance idle partitions' clocks with the wall clock (false: pure event time, for replays)")
 	fs.StringVar(&c.ShadowUntil, "shadow-until", "", "rebuild state from the input log without sending actions for events before this `time` (RFC 3339 or YYYY-MM-DD, UTC)")
 	fs.Int64Var(&c.MinFreeDiskMB, "min-free-disk-mb", 64, "stop cleanly when the state directory's disk has less free space than this (MiB; -1: never)")
+	fs.IntVar(&c.Standby, "standby-replicas", 0, "instances besides a partition's owner that keep a warm copy of its state by tailing its changelog, so a failover replays only the tail (costs disk and changelog reads)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	bindKafkaFlags(fs, &c.Kafka)
 }
@@ -94,6 +96,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		errs = append(errs, errors.New("--state-dir: required"))
+	}
+	if c.Standby < 0 {
+		errs = append(errs, fmt.Errorf("--standby-replicas %d: must be 0 or more", c.Standby))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
@@ -133,6 +138,7 @@ func (c *Config) Engine() (engine.Config, error) {
 		DisableIdleAdvance: !c.IdleAdvance,
 		MinFreeDisk:        minFreeDisk(c.MinFreeDiskMB),
 		StatusInterval:     c.StatusInterval,
+		StandbyReplicas:    c.Standby,
 	}, nil
 }
 

@@ -18,7 +18,8 @@ import (
 )
 
 // cmdStatus prints every instance of an app from its status topic: its
-// partitions, restores, lag and state size, and the partitions nobody owns.
+// partitions (owned and standby), restores, lag and state size, and the
+// partitions nobody owns.
 func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
@@ -82,7 +83,7 @@ func inputPartitions(ctx context.Context, opts []kgo.Opt, topic string) (int, er
 // and own nothing in the summary.
 func printStatus(out io.Writer, ss []engine.InstanceStatus, partitions int, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tHTTP\tOWNED\tRESTORING\tLAG\tSTATE\tREADY\tUPDATED")
+	fmt.Fprintln(tw, "INSTANCE\tHTTP\tOWNED\tRESTORING\tLAG\tSTATE\tSTANDBY\tREADY\tUPDATED")
 	owned := map[int32]string{}
 	for _, s := range ss {
 		var lag int64
@@ -103,8 +104,8 @@ func printStatus(out io.Writer, ss []engine.InstanceStatus, partitions int, now 
 				owned[p] = s.Instance
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%v\t%s\n", s.Instance, s.HTTP, joinInt32(s.Owned),
-			strings.Join(restoring, " "), lag, humanBytes(s.StateBytes), s.Ready, updated)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%v\t%s\n", s.Instance, s.HTTP, joinInt32(s.Owned),
+			strings.Join(restoring, " "), lag, humanBytes(s.StateBytes), standbyCell(s), s.Ready, updated)
 	}
 	tw.Flush()
 	var missing []int32
@@ -118,6 +119,22 @@ func printStatus(out io.Writer, ss []engine.InstanceStatus, partitions int, now 
 		fmt.Fprintf(out, "; unowned: %s", joinInt32(missing))
 	}
 	fmt.Fprintln(out)
+}
+
+// standbyCell describes s's standby partitions: "1,3 (12 behind, 2.0 MiB)",
+// or "" without any.
+func standbyCell(s engine.InstanceStatus) string {
+	if len(s.Standby) == 0 {
+		return ""
+	}
+	ps := make([]int32, 0, len(s.Standby))
+	var behind int64
+	for p, lag := range s.Standby {
+		ps = append(ps, p)
+		behind += lag
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	return fmt.Sprintf("%s (%d behind, %s)", joinInt32(ps), behind, humanBytes(s.StandbyBytes))
 }
 
 func joinInt32(ps []int32) string {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/kafkatest"
 )
 
@@ -110,4 +111,44 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool, state func() st
 		}
 	}
 	t.Fatalf("%s: not within 60s; last state:\n%s", what, state())
+}
+
+// TestPrintStatus checks the table processor status prints, standbys and
+// stale instances included.
+func TestPrintStatus(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	fresh := now.UnixMilli() - 100
+	for _, tc := range []struct {
+		name  string
+		ss    []engine.InstanceStatus
+		want  []string // regexps the output must match
+		avoid []string
+	}{
+		{"owned and standby", []engine.InstanceStatus{
+			{Instance: "a", Owned: []int32{0, 2}, Standby: map[int32]int64{3: 5, 1: 7}, StandbyBytes: 2048, Ready: true, UpdatedAt: fresh, Interval: 1000},
+			{Instance: "b", Owned: []int32{1, 3}, Standby: map[int32]int64{0: 0, 2: 0}, Ready: true, UpdatedAt: fresh, Interval: 1000},
+		}, []string{`(?m)^a\s+0,2\s+0\s+0 B\s+1,3 \(12 behind, 2\.0 KiB\)\s+true`, `(?m)^b\s+1,3\s+0\s+0 B\s+0,2 \(0 behind, 0 B\)`, `2 instances, 4/4 partitions owned\n$`}, nil},
+		{"no standbys", []engine.InstanceStatus{
+			{Instance: "a", Owned: []int32{0, 1, 2, 3}, Ready: true, UpdatedAt: fresh, Interval: 1000},
+		}, []string{`(?m)^a\s+0,1,2,3\s+0\s+0 B\s+true`}, []string{"behind"}},
+		{"stale owner leaves partitions unowned", []engine.InstanceStatus{
+			{Instance: "a", Owned: []int32{0, 1}, UpdatedAt: fresh - 10_000, Interval: 1000},
+			{Instance: "b", Owned: []int32{2, 3}, Standby: map[int32]int64{0: 0, 1: 3}, Ready: true, UpdatedAt: fresh, Interval: 1000},
+		}, []string{`STALE`, `unowned: 0,1`, `(?m)^b\s+2,3\s+0\s+0 B\s+0,1 \(3 behind`}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			printStatus(&out, tc.ss, 4, now)
+			for _, re := range tc.want {
+				if !regexp.MustCompile(re).MatchString(out.String()) {
+					t.Errorf("output does not match %q:\n%s", re, out.String())
+				}
+			}
+			for _, s := range tc.avoid {
+				if strings.Contains(out.String(), s) {
+					t.Errorf("output contains %q:\n%s", s, out.String())
+				}
+			}
+		})
+	}
 }
