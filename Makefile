@@ -37,6 +37,7 @@ bench: build
 		--title "The example definitions (journeys, segments, funnels, policy)" --out bench/RESULTS.md --json bench/suite-examples.json
 	./$(BIN) bench --events 20000 --runs 1 --modes passthrough,cairn --generate 100/20/20 --latency "" --section suite-generated \
 		--title "Generated definitions: 100 journeys, 20 segments, 20 funnels" --out bench/RESULTS.md --json bench/suite-generated.json
+	./$(BIN) bench cluster --users 200000 --runs 3
 
 ## chaos: long fault runs (kills at random moments and at every named failpoint, CHAOS_CYCLES
 ## of each); figures in bench/CHAOS.md.
