@@ -79,7 +79,7 @@ func (r *run) act(id string, rec *userRec, def *journeyDef, n *node) (bool, erro
 }
 
 func (r *run) render(rec *userRec, a *actionSpec, dst map[string]string) error {
-	vars, err := r.env(rec).exprVars()
+	vars, err := r.env(rec).exprVars(a.profile)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package journey
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/operators/expr"
@@ -23,22 +24,39 @@ type cond interface {
 // profile), the current event (a synthetic "$timer" event in a timer
 // firing) and the instance's entry event.
 type evalEnv struct {
-	r       *run
-	event   *engine.Event
-	entry   *engine.Event
-	entryTS int64
-	vars    map[string]any // built on first use
+	r        *run
+	event    *engine.Event
+	entry    *engine.Event
+	entryTS  int64
+	vars     map[string]any // built on first use
+	withProf bool           // vars holds the user's profile
 }
 
-func (e *evalEnv) exprVars() (map[string]any, error) {
-	if e.vars == nil {
-		prof, err := e.r.ctx.Profile()
-		if err != nil {
+// exprVars returns the variables of an expression; profile says whether
+// the expression may read the profile (readsProfile). The profile costs a
+// state read, the first time in a call, so it is only read for one that
+// may: an expression that cannot name it sees the same result with an
+// empty one.
+func (e *evalEnv) exprVars(profile bool) (map[string]any, error) {
+	if e.vars != nil && (e.withProf || !profile) {
+		return e.vars, nil
+	}
+	var prof map[string]any
+	if profile {
+		var err error
+		if prof, err = e.r.ctx.Profile(); err != nil {
 			return nil, err
 		}
-		e.vars = expr.Env(e.event, e.entry, prof)
 	}
+	e.vars, e.withProf = expr.Env(e.event, e.entry, prof), profile
 	return e.vars, nil
+}
+
+// readsProfile reports whether an expression or template source may read
+// the profile variable: it names it, or $env, expr's map of every
+// variable. A false answer is certain; a true one may be a string literal.
+func readsProfile(src string) bool {
+	return strings.Contains(src, "profile") || strings.Contains(src, "$env")
 }
 
 // check evaluates c (nil is true). A runtime error in an expression makes
@@ -56,10 +74,15 @@ type falseCond struct{}
 func (falseCond) eval(*evalEnv) (bool, error) { return false, nil }
 func (falseCond) dids(func(*didCond))         {}
 
-type exprCond struct{ p *expr.Program }
+// exprCond is an expression; profile says whether it may read the profile
+// (readsProfile).
+type exprCond struct {
+	p       *expr.Program
+	profile bool
+}
 
 func (c exprCond) eval(e *evalEnv) (bool, error) {
-	vars, err := e.exprVars()
+	vars, err := e.exprVars(c.profile)
 	if err != nil {
 		return false, err
 	}

@@ -137,6 +137,7 @@ type actionSpec struct {
 	paramKeys     []string // sorted
 	params        map[string]*expr.Template
 	transactional bool
+	profile       bool // a param template may read the profile (readsProfile)
 }
 
 // successors returns the node ids n can move to, "" excluded.

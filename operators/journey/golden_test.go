@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -59,13 +60,13 @@ func (s *swappable) listens(name string) bool {
 	return ev == nil || contains(ev, name)
 }
 
-func loadDefs(t *testing.T, file, src string) *Operator {
+func loadDefs(t *testing.T, file, src string, opts Options) *Operator {
 	t.Helper()
 	docs, err := defs.Parse(file, []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	op, err := New(docs, Options{})
+	op, err := New(docs, opts)
 	if err != nil {
 		t.Fatalf("loading definitions: %v", err)
 	}
@@ -80,9 +81,16 @@ func TestGolden(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
 		t.Run(name, func(t *testing.T) {
-			got := runScenarioFile(t, f)
-			if again := runScenarioFile(t, f); again != got {
+			got := runScenarioFile(t, f, Options{})
+			if again := runScenarioFile(t, f, Options{}); again != got {
 				t.Fatalf("two runs of the same scenario differ: not deterministic")
+			}
+			// Reading the user's state with one Scan per event, or with a
+			// Get per key, must not change anything.
+			for _, min := range []int{-1, math.MaxInt} {
+				if other := runScenarioFile(t, f, Options{preloadMin: min}); other != got {
+					t.Fatalf("preloadMin %d changes the output:\n%s", min, diffLines(got, other))
+				}
 			}
 			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
 			if *update {
@@ -102,7 +110,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func runScenarioFile(t *testing.T, file string) string {
+func runScenarioFile(t *testing.T, file string, opts Options) string {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -112,7 +120,7 @@ func runScenarioFile(t *testing.T, file string) string {
 	if err := yaml.Unmarshal(b, &sc); err != nil {
 		t.Fatalf("parsing scenario: %v", err)
 	}
-	return runScenario(t, file, loadDefs(t, file, sc.Defs), sc.Steps, sc.ShadowUntil)
+	return runScenario(t, file, loadDefs(t, file, sc.Defs, opts), sc.Steps, sc.ShadowUntil)
 }
 
 func runScenario(t *testing.T, file string, op *Operator, steps []step, shadowUntil string) string {
@@ -134,7 +142,7 @@ func runScenario(t *testing.T, file string, op *Operator, steps []step, shadowUn
 		switch {
 		case s.Reload != "":
 			fmt.Fprintf(&out, "# %d reload\n", i+1)
-			sw.op = loadDefs(t, file, s.Reload)
+			sw.op = loadDefs(t, file, s.Reload, op.opts)
 			continue
 		case s.Advance != "":
 			fmt.Fprintf(&out, "# %d advance %s\n", i+1, s.Advance)

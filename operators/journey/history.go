@@ -14,7 +14,7 @@ func (r *run) history(name string) ([]histEvent, error) {
 		return h, nil
 	}
 	var h []histEvent
-	b, err := r.ctx.Get([]byte(histPrefix + name))
+	b, err := r.read(histPrefix + name)
 	if err != nil {
 		return nil, err
 	}

@@ -233,6 +233,11 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 		return nil
 	}
 	r := newRun(o, ctx, ev, ev.Cause())
+	if o.expectedReads(ev, ids) >= o.opts.preloadMin {
+		if err := r.preload(); err != nil {
+			return err
+		}
+	}
 	if err := r.recordHistory(ev); err != nil {
 		return err
 	}
@@ -242,6 +247,17 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 		}
 	}
 	return r.flush()
+}
+
+// expectedReads is how many of the user's keys OnEvent reads at least for
+// ev: the record of each journey in ids, and the did-history of ev's name
+// with the records of the journeys that prune it.
+func (o *Operator) expectedReads(ev *engine.Event, ids []string) int {
+	n := len(ids)
+	if h := o.hist[ev.Name]; h != nil {
+		n += 1 + len(h.since)
+	}
+	return n
 }
 
 // journeysFor returns the sorted ids of the journeys ev can affect.

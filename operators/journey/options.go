@@ -29,6 +29,12 @@ type Options struct {
 	// broadcast enters (docs/journeys.md, "Scheduled broadcasts"). It
 	// bounds the work and the writes of one timer firing. Default 1000.
 	BroadcastSlice int
+
+	// preloadMin: from how many expected reads an event's call reads the
+	// user's whole journey state with one Scan (run.preload). Default
+	// defaultPreloadMin; tests set it to -1 (always) or math.MaxInt (never)
+	// to check that both ways give the same results.
+	preloadMin int
 }
 
 // EnsureDefaults sets every zero field to its default.
@@ -47,6 +53,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.BroadcastSlice == 0 {
 		o.BroadcastSlice = 1000
+	}
+	if o.preloadMin == 0 {
+		o.preloadMin = defaultPreloadMin
 	}
 }
 

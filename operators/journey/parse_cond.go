@@ -20,7 +20,7 @@ func (p *parser) cond(n *yaml.Node, field string) cond {
 			p.errf(n, field, "%v", err)
 			return falseCond{}
 		}
-		return exprCond{prog}
+		return exprCond{p: prog, profile: readsProfile(n.Value)}
 	case yaml.MappingNode:
 		return p.structured(n, field)
 	}

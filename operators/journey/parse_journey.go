@@ -229,6 +229,7 @@ func (p *parser) action(nd *node, n *yaml.Node, field string) {
 			continue
 		}
 		a.params[k] = t
+		a.profile = a.profile || readsProfile(v.Value)
 		a.paramKeys = append(a.paramKeys, k)
 	}
 	sort.Strings(a.paramKeys)

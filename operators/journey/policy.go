@@ -81,7 +81,7 @@ func (r *run) capState() (*capState, error) {
 		return r.caps, nil
 	}
 	r.caps = &capState{}
-	b, err := r.ctx.Get([]byte(capsKey))
+	b, err := r.read(capsKey)
 	if err != nil {
 		return nil, err
 	}
