@@ -1,10 +1,12 @@
 package journey_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/cairn-cjo/cairn/bench"
 	"github.com/cairn-cjo/cairn/bench/workload"
@@ -23,20 +25,79 @@ import (
 // so waits end and timers fire as they do there. It lives in an external
 // test package because bench imports this package.
 func BenchmarkJourneyGenerated(b *testing.B) {
-	op := generatedOperator(b, 100)
-	evs := workloadEvents(b, 1<<15)
+	benchEvents(b, generatedOperator(b, 100), workloadEvents(b, 1<<15), 180)
+}
+
+// benchDefs generates n journeys over 20 entry events, each with a wait, a
+// did branch, two actions, exit_on and a goal, and one policy.
+func benchDefs(n int) string {
+	var b strings.Builder
+	b.WriteString("kind: policy\nid: p\nfrequency_caps: [{channel: push, max: 5, per: 1h}]\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `---
+kind: journey
+id: j%03d
+entry: {event: e%02d, when: 'event.props.v > %d', reentry: after_exit}
+exit_on: [purchase]
+goal: {event: purchase, within: 1d}
+nodes:
+  w: {wait: %ds, next: b}
+  b:
+    branch:
+      - when: {did: view_item, within: 1h, count: ">= 2"}
+        next: push
+      - else: mail
+  push: {action: {channel: push, template: t, params: {v: "{{ entry.props.v }}"}}}
+  mail: {action: {channel: email, template: t}}
+`, i, i%20, i%3, 30+i)
+	}
+	return b.String()
+}
+
+// BenchmarkJourney100Defs runs benchDefs(100) over events of 1,000,000
+// users drawn uniformly, 20 events/s of event time.
+func BenchmarkJourney100Defs(b *testing.B) {
+	docs, err := defs.Parse("bench.yaml", []byte(benchDefs(100)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	op, err := journey.New(docs, journey.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const users, round = 1_000_000, 1 << 16
+	rng := rand.New(rand.NewPCG(1, 2))
+	names := []string{"view_item", "view_item", "purchase", "app_open", "noise"}
+	for i := 0; i < 20; i++ {
+		names = append(names, fmt.Sprintf("e%02d", i))
+	}
+	evs := make([]engine.Event, round)
+	for i := range evs {
+		evs[i] = engine.Event{
+			UserID: fmt.Sprintf("user-%d", rng.IntN(users)),
+			Name:   names[rng.IntN(len(names))],
+			Props:  map[string]any{"v": rng.IntN(5)},
+		}
+	}
+	benchEvents(b, op, evs, 50)
+}
+
+// benchEvents processes b.N events through engine.Local, cycling through
+// evs, the i-th at evs[i%len(evs)].TS + t0 + i*stepMS, and reports
+// events/s and outputs per event.
+func benchEvents(b *testing.B, op engine.Operator, evs []engine.Event, stepMS int64) {
 	l, err := engine.NewLocal(0, op)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC).UnixMilli()
+	const t0 = 1_700_000_000_000
 	outputs := 0
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ev := evs[i%len(evs)]
-		ev.TS += t0 + int64(i)*180
+		ev.TS += t0 + int64(i)*stepMS
 		outs, err := l.Process(ev)
 		if err != nil {
 			b.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/cairn-cjo/cairn/engine"
-	"github.com/cairn-cjo/cairn/operators/defs"
 )
 
 // TestProfileSeenWhereNamed checks that skipping the profile read for an
@@ -27,15 +26,7 @@ entry: {event: e, when: ` + tc.when + `}
 nodes:
   a: {action: {channel: push, template: t, params: {p: '` + tc.param + `'}}}
 `
-			docs, err := defs.Parse("p.yaml", []byte(src))
-			if err != nil {
-				t.Fatal(err)
-			}
-			op, err := New(docs, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := engine.NewLocal(0, op)
+			l, err := engine.NewLocal(0, loadDefs(t, "p.yaml", src, Options{}))
 			if err != nil {
 				t.Fatal(err)
 			}

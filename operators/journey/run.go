@@ -59,24 +59,27 @@ func (r *run) rec(id string) (*userRec, error) {
 	return rec, nil
 }
 
-// defaultPreloadMin is the number of the user's keys a call expects to read from
-// which preload reads them all with one Scan instead of a Get each.
+// defaultPreloadMin is the number of the user's keys an event's call
+// expects to read from which preload reads them all with one Scan instead
+// of a Get each (Options.preloadMin).
 //
 // Why: a Get that misses the batch and the memtable seeks every level of
-// the LSM (no bloom filters), and most reads of an event reaching many
-// journeys are misses (journeys the user never entered) or records spread
-// over the same levels. The user's keys are adjacent (user, then operator,
-// then sub key), so one Scan positions once and reads them in sequence.
-// With 100 generated journeys an event reached 33–100 of them: that many
-// Gets were 17% of the CPU of `processor bench --generate 100/20/20`.
+// the LSM (the store has no bloom filters), and most reads of an event
+// reaching many journeys are misses (journeys the user never entered) or
+// records spread over the same levels. The user's keys are adjacent (user,
+// then operator, then sub key), so one Scan positions once and reads them
+// in sequence. With 100 generated journeys an event reaches 33–100 of
+// them: those Gets were about 18% of the CPU of `processor bench
+// --generate 100/20/20`. Timer firings keep Gets: a Scan there (all of the
+// user's keys, or those up to the firing's record) measured slower.
 const defaultPreloadMin = 3
 
 // preload reads every key of the user's journey state (records, did
 // histories, cap state) with one Scan, so that the reads of the call that
-// follow cost a map lookup. Call it before the first read of the call and
-// only when about Options.preloadMin or more reads are expected: a Scan copies
-// every record of the user, which costs more than a Get or two when few
-// are needed. It changes no result: reads see the same values either way,
+// follow cost a map lookup. Call it before the first read of the call,
+// and only when Options.preloadMin reads or more are expected: a Scan
+// copies every record of the user, which costs more than a Get or two when
+// few are needed. It changes no result: reads see the same values either way,
 // since every key the call writes is cached (recs, hist, caps) from its
 // first read on, before the write.
 func (r *run) preload() error {
