@@ -70,8 +70,9 @@ func (r *run) rec(id string) (*userRec, error) {
 // then operator, then sub key), so one Scan positions once and reads them
 // in sequence. With 100 generated journeys an event reaches 33–100 of
 // them: those Gets were about 18% of the CPU of `processor bench
-// --generate 100/20/20`. Timer firings keep Gets: a Scan there (all of the
-// user's keys, or those up to the firing's record) measured slower.
+// --generate 100/20/20`. Timer firings keep Gets: a Scan there measured
+// slower (all of the user's keys, or those up to the firing's record) or
+// no better (cap state and did-histories, stopping at the first record).
 const defaultPreloadMin = 3
 
 // preload reads every key of the user's journey state (records, did
