@@ -248,7 +248,8 @@ func (e *Engine) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 	defer e.ready.Store(true)
 	for _, p := range ps {
 		e.claimPartition(p) // stops its standby task, if any, before the restore reads the marker
-		if err := e.restore(ctx, p); err != nil {
+		m, err := e.restore(ctx, p)
+		if err != nil {
 			// Without its state the partition cannot be processed:
 			// leave the group so it moves elsewhere and retry.
 			err = fmt.Errorf("restoring partition %d: %w", p, err)
@@ -256,10 +257,8 @@ func (e *Engine) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 			return
 		}
 		w := e.newWorker(p)
-		err := w.loadMarker()
-		if err == nil {
-			err = w.core.load()
-		}
+		w.startAt(m)
+		err = w.core.load()
 		if err == nil {
 			var n int
 			n, err = w.core.pendingTimers()

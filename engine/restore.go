@@ -24,11 +24,11 @@ const restoreStallTimeout = 30 * time.Second
 // stable offset, starting at the partition's marker (design §2.4). A warm
 // partition (revoked earlier, or kept by a standby task) replays only the
 // tail past its marker.
-func (e *Engine) restore(ctx context.Context, p int32) error {
+func (e *Engine) restore(ctx context.Context, p int32) (marker, error) {
 	start := time.Now()
 	m, end, err := e.startingMarker(ctx, p)
 	if err != nil {
-		return err
+		return marker{}, err
 	}
 	from := m.ChangelogOffset
 	label := fmt.Sprint(p)
@@ -37,13 +37,13 @@ func (e *Engine) restore(ctx context.Context, p int32) error {
 	defer e.setRestoring(p, 0, true)
 	if m.ChangelogOffset < end {
 		if err := e.replay(ctx, p, m, end); err != nil {
-			return fmt.Errorf("restoring %s/%d: %w", e.cfg.ChangelogTopic(), p, err)
+			return marker{}, fmt.Errorf("restoring %s/%d: %w", e.cfg.ChangelogTopic(), p, err)
 		}
 	}
 	e.m.restoreRemain.WithLabelValues(label).Set(0)
 	e.log.Info("restored partition", "partition", p, "changelog_from", from, "changelog_end", end, "took", time.Since(start))
 	e.logRestoreDigest(ctx, p)
-	return nil
+	return *m, nil
 }
 
 // startingMarker reads partition p's marker and the changelog's bounds and

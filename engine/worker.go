@@ -254,19 +254,14 @@ func (w *worker) changelogPromise(r *kgo.Record, err error) {
 	}
 }
 
-// loadMarker reads the partition's marker, as restore left it, into
-// w.marker. apply writes w.marker back on every commit, also for a
-// partition with no changelog records in the transaction, so it must start
-// from the stored one: a zero marker would send the next restore back to
-// the start of the changelog.
-func (w *worker) loadMarker() error {
-	m, err := w.e.readMarker(w.p)
-	if err != nil || m == nil {
-		return err
-	}
-	w.marker = *m
+// startAt starts the worker from m, the marker restore left. apply writes
+// w.marker back on every commit, also for a partition with no changelog
+// records in the transaction, so it must start from the restored one: a
+// zero marker would send the next restore back to the start of the
+// changelog.
+func (w *worker) startAt(m marker) {
+	w.marker = m
 	w.next = m.InputOffset
-	return nil
 }
 
 // apply commits the transaction's writes and the marker to the store. It
