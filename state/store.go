@@ -238,12 +238,17 @@ func scan(it *pebble.Iterator, fn func(k, v []byte) error) error {
 	return nil
 }
 
-// pebbleBatch wraps an indexed Pebble batch. changed maps each written key
-// to its latest value (nil for a delete) for Changes.
+// pebbleBatch wraps an indexed Pebble batch, which serves the reads of the
+// open transaction. changed maps each written key to its latest value (nil
+// for a delete); Changes and Commit use it, so a key written many times in
+// a transaction is logged and applied once. sorted caches changed's keys in
+// order until a new key is written.
 type pebbleBatch struct {
 	s       *pebbleStore
 	b       *pebble.Batch
 	changed map[string][]byte
+	sorted  []string
+	apply   *pebble.Batch // reused for Commit
 }
 
 func (b *pebbleBatch) Get(key []byte) ([]byte, error) { return get(b.b, key) }
@@ -255,15 +260,39 @@ func (b *pebbleBatch) Set(key, value []byte) error {
 	if err := b.b.Set(key, value, nil); err != nil {
 		return fmt.Errorf("writing state key %x: %w", key, err)
 	}
-	b.changed[string(key)] = append([]byte(nil), value...)
+	v := make([]byte, len(value)) // non-nil even when empty: nil is a delete
+	copy(v, value)
+	b.note(key, v)
 	return nil
+}
+
+// note records key's latest value for Changes and Commit.
+func (b *pebbleBatch) note(key, value []byte) {
+	if _, ok := b.changed[string(key)]; !ok {
+		b.sorted = b.sorted[:0]
+	}
+	b.changed[string(key)] = value
+}
+
+// keys returns the written keys in order. Cost: a sort of the keys the
+// first time after a new key was written, then nothing.
+func (b *pebbleBatch) keys() []string {
+	if len(b.sorted) == len(b.changed) {
+		return b.sorted
+	}
+	b.sorted = b.sorted[:0]
+	for k := range b.changed {
+		b.sorted = append(b.sorted, k)
+	}
+	sort.Strings(b.sorted)
+	return b.sorted
 }
 
 func (b *pebbleBatch) Delete(key []byte) error {
 	if err := b.b.Delete(key, nil); err != nil {
 		return fmt.Errorf("deleting state key %x: %w", key, err)
 	}
-	b.changed[string(key)] = nil
+	b.note(key, nil)
 	return nil
 }
 
@@ -276,12 +305,7 @@ func (b *pebbleBatch) Scan(lower, upper []byte, fn func(k, v []byte) error) erro
 }
 
 func (b *pebbleBatch) Changes(fn func(k, v []byte) error) error {
-	keys := make([]string, 0, len(b.changed))
-	for k := range b.changed {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range b.keys() {
 		if err := fn([]byte(k), b.changed[k]); err != nil {
 			return err
 		}
@@ -291,12 +315,45 @@ func (b *pebbleBatch) Changes(fn func(k, v []byte) error) error {
 
 func (b *pebbleBatch) Empty() bool { return b.b.Empty() }
 
+// Commit applies the latest value of each written key, in key order, not
+// the indexed batch with every intermediate write: under skewed load a key
+// is written many times per transaction, and each write applied would be
+// another memtable insert and WAL bytes. The outcome is the same state.
 func (b *pebbleBatch) Commit() error {
-	if err := b.s.db.Apply(b.b, b.s.wo); err != nil {
+	w := b.apply
+	if w == nil {
+		w = b.s.db.NewBatch()
+		b.apply = w
+	}
+	for _, k := range b.keys() {
+		var err error
+		if v := b.changed[k]; v == nil {
+			err = w.Delete([]byte(k), nil)
+		} else {
+			err = w.Set([]byte(k), v, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("applying state batch: %w", err)
+		}
+	}
+	err := b.s.db.Apply(w, b.s.wo)
+	b.apply = resetApplied(w)
+	if err != nil {
 		return fmt.Errorf("applying state batch: %w", err)
 	}
 	b.reset()
 	return nil
+}
+
+// resetApplied empties a plain batch for reuse, or returns nil (a new one
+// is made next time) if it grew past 1 MiB, which Pebble would not keep.
+func resetApplied(w *pebble.Batch) *pebble.Batch {
+	if len(w.Repr()) > 1<<20 {
+		_ = w.Close()
+		return nil
+	}
+	w.Reset()
+	return w
 }
 
 func (b *pebbleBatch) Discard() { b.reset() }
@@ -315,12 +372,18 @@ func (b *pebbleBatch) reset() {
 		b.b.Reset()
 	}
 	clear(b.changed)
+	b.sorted = b.sorted[:0]
 }
 
 // maxPresized bounds the buffer a batch is given up front.
 const maxPresized = 64 << 20
 
-func (b *pebbleBatch) Close() { _ = b.b.Close() }
+func (b *pebbleBatch) Close() {
+	_ = b.b.Close()
+	if b.apply != nil {
+		_ = b.apply.Close()
+	}
+}
 
 // quietLogger drops Pebble's messages but its fatal ones.
 type quietLogger struct{ onFatal func(string) }

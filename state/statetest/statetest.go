@@ -22,6 +22,8 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"changes lists the last write per key", changesLastWrite},
 		{"scan merges batch and store in order", scanMerges},
 		{"delete range", deleteRange},
+		{"an empty value is not a delete", emptyIsNotDelete},
+		{"commit applies the last write per key", commitLastWrite},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,6 +109,54 @@ func changesLastWrite(t *testing.T, s state.Store) {
 	}))
 	if want := "[a=[] b=[50]]"; fmt.Sprint(got) != want {
 		t.Fatalf("Changes = %v, want %s", got, want)
+	}
+}
+
+func emptyIsNotDelete(t *testing.T, s state.Store) {
+	b := s.NewBatch()
+	defer b.Close()
+	must(t, b.Set([]byte("e"), []byte{}))
+	must(t, b.Delete([]byte("d")))
+	got := map[string]bool{} // key -> value is nil (a tombstone)
+	must(t, b.Changes(func(k, v []byte) error {
+		got[string(k)] = v == nil
+		return nil
+	}))
+	if len(got) != 2 || got["e"] || !got["d"] {
+		t.Fatalf("Changes tombstones = %v, want e: false (empty value), d: true", got)
+	}
+	must(t, b.Commit())
+	if v := mustGet(t, s.Get, "e"); v == nil || len(v) != 0 {
+		t.Fatalf("Get e after commit = %v, want empty non-nil", v)
+	}
+}
+
+// commitLastWrite writes keys several times (set, delete, set again) in
+// one batch, over committed values, and checks the store ends with the
+// last write of each.
+func commitLastWrite(t *testing.T, s state.Store) {
+	b := s.NewBatch()
+	defer b.Close()
+	must(t, b.Set([]byte("k1"), []byte("old")))
+	must(t, b.Set([]byte("k2"), []byte("old")))
+	must(t, b.Commit())
+	ops := []struct{ k, v string }{ // v "" is a delete
+		{"k1", "a"}, {"k2", ""}, {"k3", "x"}, {"k1", ""}, {"k2", "b"}, {"k3", "y"}, {"k1", "c"}, {"k4", "z"}, {"k4", ""},
+	}
+	for _, op := range ops {
+		if op.v == "" {
+			must(t, b.Delete([]byte(op.k)))
+		} else {
+			must(t, b.Set([]byte(op.k), []byte(op.v)))
+		}
+	}
+	must(t, b.Commit())
+	want := map[string]string{"k1": "c", "k2": "b", "k3": "y", "k4": ""}
+	for k, w := range want {
+		v := mustGet(t, s.Get, k)
+		if (w == "" && v != nil) || (w != "" && string(v) != w) {
+			t.Errorf("Get %s after commit = %q, want %q", k, v, w)
+		}
 	}
 }
 
