@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,6 +18,12 @@ import (
 // Rebalances are blocked from the first poll of a transaction until it ends
 // (BlockRebalanceOnPoll), so partition callbacks only ever run between
 // transactions, when no worker holds uncommitted state.
+//
+// Polls and processing overlap: dispatch hands each partition's records to
+// its worker and returns, so the next poll (and the fetch behind it) runs
+// while the workers process; settle waits for them before the transaction
+// ends. A worker processes its tasks in order, so each partition still sees
+// its records in log order.
 type loop struct {
 	e        *Engine
 	inTxn    bool // a local transaction has begun
@@ -25,6 +32,12 @@ type loop struct {
 	deadline time.Time
 	synced   time.Time // last store sync, see maybeSync
 	checked  time.Time // last disk check, see maybeCheckDisk
+
+	work     sync.WaitGroup // records dispatched in this transaction
+	mu       sync.Mutex     // guards workErr and poisoned
+	workErr  error          // a failure other than an operator's, from a worker
+	poisoned bool           // an operator failed (entered in the poison book)
+	failed   atomic.Bool    // workErr or poisoned is set: stop polling
 }
 
 func (l *loop) cycle(ctx context.Context) error {
@@ -33,13 +46,10 @@ func (l *loop) cycle(ctx context.Context) error {
 	fs := e.sess.PollRecords(pctx, e.cfg.MaxPollRecords)
 	cancel()
 	if fs.IsClientClosed() {
-		return errors.New("client closed")
+		return errors.Join(errors.New("client closed"), l.abortOpen())
 	}
 	if perr := e.assignErr.Load(); perr != nil {
-		if l.inTxn {
-			l.end(kgo.TryAbort)
-		}
-		return *perr
+		return errors.Join(*perr, l.abortOpen())
 	}
 	if err := fetchErr(fs); err != nil {
 		e.log.Warn("fetch error", "error", err)
@@ -50,7 +60,16 @@ func (l *loop) cycle(ctx context.Context) error {
 		}
 		l.inTxn = true
 	}
-	n, poisoned, err := l.process(fs)
+	n, err := l.dispatch(fs)
+	if err != nil {
+		return errors.Join(err, l.abortOpen())
+	}
+	l.records += n
+	l.dirty = l.dirty || n > 0
+	if !l.failed.Load() && time.Now().Before(l.deadline) && l.records < e.cfg.CommitRecords {
+		return nil
+	}
+	poisoned, err := l.settle()
 	if err != nil {
 		l.end(kgo.TryAbort)
 		return err
@@ -61,23 +80,13 @@ func (l *loop) cycle(ctx context.Context) error {
 		// on the way back, to retry it or dead-letter it.
 		return l.end(kgo.TryAbort)
 	}
-	l.records += n
-	l.dirty = l.dirty || n > 0
-	if time.Now().Before(l.deadline) && l.records < e.cfg.CommitRecords {
-		return nil
-	}
 	return l.commit()
 }
 
-// process hands each partition's records to its worker and waits for all.
-// poisoned reports an operator failure (entered in the poison book); err,
-// any other error.
-func (l *loop) process(fs kgo.Fetches) (total int, poisoned bool, err error) {
+// dispatch hands each partition's records to its worker without waiting
+// for them (see settle). It returns the number of records handed over.
+func (l *loop) dispatch(fs kgo.Fetches) (total int, err error) {
 	e := l.e
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-	)
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if len(ftp.Records) == 0 {
 			return
@@ -86,30 +95,60 @@ func (l *loop) process(fs kgo.Fetches) (total int, poisoned bool, err error) {
 		w := e.workers[ftp.Partition]
 		e.mu.Unlock()
 		if w == nil {
-			mu.Lock()
 			err = errors.Join(err, fmt.Errorf("records for unowned partition %d", ftp.Partition))
-			mu.Unlock()
 			return
 		}
 		total += len(ftp.Records)
-		hwm := ftp.HighWatermark
-		w.run(&wg, func() {
-			perr := w.processRecords(ftp.Records)
-			w.lag.Store(max(0, hwm-w.next))
-			e.m.lag.WithLabelValues(w.label).Set(float64(w.lag.Load()))
-			if perr != nil {
-				mu.Lock()
-				if isOperatorFailure(perr) {
-					poisoned = true
-				} else {
-					err = errors.Join(err, fmt.Errorf("processing partition %d: %w", w.p, perr))
-				}
-				mu.Unlock()
-			}
-		})
+		hwm, rs := ftp.HighWatermark, ftp.Records
+		w.run(&l.work, func() { l.processOn(w, rs, hwm) })
 	})
-	wg.Wait()
-	return total, poisoned, err
+	return total, err
+}
+
+// processOn runs on w's goroutine. After a failure in the transaction the
+// worker skips the records that follow: the transaction will be aborted
+// and they will come again.
+func (l *loop) processOn(w *worker, rs []*kgo.Record, hwm int64) {
+	if l.failed.Load() {
+		return
+	}
+	perr := w.processRecords(rs)
+	w.lag.Store(max(0, hwm-w.next))
+	l.e.m.lag.WithLabelValues(w.label).Set(float64(w.lag.Load()))
+	if perr == nil {
+		return
+	}
+	l.mu.Lock()
+	if isOperatorFailure(perr) {
+		l.poisoned = true
+	} else {
+		l.workErr = errors.Join(l.workErr, fmt.Errorf("processing partition %d: %w", w.p, perr))
+	}
+	l.mu.Unlock()
+	l.failed.Store(true)
+}
+
+// settle waits until the workers processed every record dispatched in the
+// transaction and reports what failed: poisoned for an operator failure
+// (entered in the poison book), err for any other.
+func (l *loop) settle() (poisoned bool, err error) {
+	l.work.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	poisoned, err = l.poisoned, l.workErr
+	l.poisoned, l.workErr = false, nil
+	l.failed.Store(false)
+	return poisoned, err
+}
+
+// abortOpen settles and aborts the open transaction, if any, for a cycle
+// that fails for a reason of its own.
+func (l *loop) abortOpen() error {
+	l.settle()
+	if !l.inTxn {
+		return nil
+	}
+	return l.end(kgo.TryAbort)
 }
 
 // commit advances idle partitions' clocks, flushes every worker and ends the
@@ -248,8 +287,12 @@ func (l *loop) maybeSync() error {
 
 // finish commits the open transaction on shutdown.
 func (l *loop) finish() error {
+	poisoned, err := l.settle()
 	if !l.inTxn {
-		return nil
+		return err
+	}
+	if err != nil || poisoned {
+		return errors.Join(err, l.end(kgo.TryAbort))
 	}
 	return l.commit()
 }

@@ -46,8 +46,14 @@ type worker struct {
 	lag          atomic.Int64 // input records behind the high watermark, as of the last poll
 }
 
+// workerQueue is how many tasks (polls' records of the partition) may wait
+// for a worker before the loop blocks handing it another: enough for the
+// polls of a transaction (CommitRecords / MaxPollRecords with defaults),
+// so the loop keeps polling while the worker catches up.
+const workerQueue = 8
+
 func (e *Engine) newWorker(p int32) *worker {
-	w := &worker{e: e, p: p, label: strconv.Itoa(int(p)), tasks: make(chan func())}
+	w := &worker{e: e, p: p, label: strconv.Itoa(int(p)), tasks: make(chan func(), workerQueue)}
 	w.core = newPartitionCore(p, e.store, e.ops, e.log.With("partition", p))
 	skew := e.cfg.MaxClockSkew
 	w.core.wallLimit = func() int64 { return time.Now().Add(skew).UnixMilli() }
