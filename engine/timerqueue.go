@@ -19,10 +19,11 @@ import (
 // timers in the order it always did. The map key is the key's tail after
 // the due time, a substring sharing the key's bytes.
 //
-// Cost: Push, Remove and PopMin are O(log n); Min and Due are O(1).
-// Memory: about 100 bytes per timer plus its key (13 bytes, the operator,
-// user and id, and their length prefixes), measured in
-// BenchmarkTimerQueuePush.
+// Cost: Push, Remove and PopMin are O(log n); MinDue and Len are O(1).
+// Memory: about 70 bytes per timer plus its key (13 bytes, the operator,
+// user and id, and their length prefixes, rounded up to Go's size
+// class): 116 bytes for a journey timer with a 12-byte user id in
+// BenchmarkTimerQueuePush, 130 bytes with a million timers.
 //
 // Not safe for concurrent use: it belongs to its partition core's
 // goroutine.
@@ -49,14 +50,6 @@ func newTimerQueue() *timerQueue {
 
 // Len returns the number of pending timers.
 func (q *timerQueue) Len() int { return len(q.heap) }
-
-// Min returns the key of the earliest timer.
-func (q *timerQueue) Min() (key string, ok bool) {
-	if len(q.heap) == 0 {
-		return "", false
-	}
-	return q.heap[0].key, true
-}
 
 // MinDue returns the due time of the earliest timer, math.MaxInt64 if
 // there is none.
