@@ -14,7 +14,7 @@ import (
 // that two operators that trigger each other cannot loop forever.
 const maxInternalEvents = 256
 
-// minDue marks nextDue as unknown: the next fireDue seeks the first timer.
+// minDue is the due time fireDueBudget reports when it fired nothing.
 const minDue = math.MinInt64
 
 // clockKeyName is the meta key holding the partition clock; it is written
@@ -34,8 +34,10 @@ type partitionCore struct {
 	ops     []Operator // in the order given, for Flush
 	log     *slog.Logger
 
-	clock   int64 // largest event time seen, ms; persisted under clockKeyName
-	nextDue int64 // lower bound on the earliest timer's due time
+	clock int64 // largest event time seen, ms; persisted under clockKeyName
+	// timerq indexes every timer of the store and the open batch; nil
+	// until timers() loads it, and again after load (timers.go).
+	timerq *timerQueue
 
 	// wallLimit, if set, returns the largest timestamp the clock may take
 	// from an event (wall clock + 5 min, design §3).
@@ -89,8 +91,9 @@ func newPartitionCore(p int32, store state.Store, ops []Operator, log *slog.Logg
 	return c
 }
 
-// load reads the committed clock and resets the timer bound. It is called
-// after a restore and after a transaction is dropped.
+// load reads the committed clock and forgets the timer queue, which the
+// next timer operation rebuilds from the store. It is called after a
+// restore and after a transaction is dropped.
 func (c *partitionCore) load() error {
 	v, err := c.store.Get(state.MetaKey(c.p, clockKeyName))
 	if err != nil {
@@ -100,7 +103,7 @@ func (c *partitionCore) load() error {
 	if len(v) == 8 {
 		c.clock = int64(binary.BigEndian.Uint64(v))
 	}
-	c.nextDue = minDue
+	c.timerq = nil
 	return nil
 }
 

@@ -2,78 +2,98 @@ package engine
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"math"
 
 	"github.com/cairn-cjo/cairn/state"
 )
 
-var errStopScan = errors.New("stop scan")
+// timers returns the partition's timer queue. The first call after load
+// builds it with one scan of the partition's timer keyspace (store plus
+// open batch); from then on every timer write goes through setTimer,
+// cancelTimer and fire, which keep the queue and the batch in step.
+func (c *partitionCore) timers() (*timerQueue, error) {
+	if c.timerq != nil {
+		return c.timerq, nil
+	}
+	q := newTimerQueue()
+	pre := state.TimerPrefix(c.p)
+	err := c.batch.Scan(pre, state.PrefixEnd(pre), func(k, _ []byte) error {
+		if len(k) <= timerKeyIdentity {
+			return fmt.Errorf("loading timer %x: %w", k, state.ErrBadKey)
+		}
+		q.Push(string(k)) // keys come in order: no sifting
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading the timers of partition %d: %w", c.p, err)
+	}
+	c.timerq = q
+	return q, nil
+}
+
+// timerWriteFailed forgets the timer queue after a failed batch write, so
+// that it is rebuilt from what the batch holds; the transaction is dropped
+// anyway, but the queue is never left to disagree with the batch.
+func (c *partitionCore) timerWriteFailed(err error) error {
+	c.timerq = nil
+	return err
+}
 
 func (c *partitionCore) setTimer(op, user, id string, due int64, payload []byte) error {
-	if err := c.cancelTimer(op, user, id); err != nil {
+	q, err := c.timers()
+	if err != nil {
 		return err
+	}
+	k := state.TimerKey(c.p, due, op, user, id)
+	if old, ok := q.Remove(k[timerKeyIdentity:]); ok {
+		c.timerDelta--
+		// The same due time writes the same key: the Set below replaces it.
+		if old != string(k) {
+			if err := c.batch.Delete([]byte(old)); err != nil {
+				return c.timerWriteFailed(err)
+			}
+		}
 	}
 	c.timerDelta++
 	v := append([]byte{state.ValueVersion}, payload...)
-	if err := c.batch.Set(state.TimerKey(c.p, due, op, user, id), v); err != nil {
-		return err
+	if err := c.batch.Set(k, v); err != nil {
+		return c.timerWriteFailed(err)
 	}
 	idx := binary.BigEndian.AppendUint64(nil, uint64(due))
 	if err := c.batch.Set(state.TimerIndexKey(c.p, user, op, id), idx); err != nil {
-		return err
+		return c.timerWriteFailed(err)
 	}
-	c.nextDue = min(c.nextDue, due)
+	q.Push(string(k))
 	return nil
 }
 
 func (c *partitionCore) cancelTimer(op, user, id string) error {
-	ik := state.TimerIndexKey(c.p, user, op, id)
-	old, err := c.batch.Get(ik)
-	if err != nil || old == nil {
+	q, err := c.timers()
+	if err != nil {
 		return err
 	}
-	if len(old) != 8 {
-		return fmt.Errorf("reading timer index %x: bad value", ik)
-	}
-	due := int64(binary.BigEndian.Uint64(old))
-	if err := c.batch.Delete(state.TimerKey(c.p, due, op, user, id)); err != nil {
-		return err
+	old, ok := q.Remove(state.TimerKey(c.p, 0, op, user, id)[timerKeyIdentity:])
+	if !ok {
+		return nil
 	}
 	c.timerDelta--
-	return c.batch.Delete(ik)
+	if err := c.batch.Delete([]byte(old)); err != nil {
+		return c.timerWriteFailed(err)
+	}
+	if err := c.batch.Delete(state.TimerIndexKey(c.p, user, op, id)); err != nil {
+		return c.timerWriteFailed(err)
+	}
+	return nil
 }
 
-// nextTimer returns the earliest timer of the partition, if any. The scan
-// starts at nextDue when it is known, a lower bound of every timer's due
-// time, so it does not walk the tombstones of timers already fired.
-func (c *partitionCore) nextTimer() (state.Key, []byte, bool, error) {
-	var (
-		key     state.Key
-		payload []byte
-		found   bool
-	)
-	pre := state.TimerPrefix(c.p)
-	lo := pre
-	if c.nextDue != minDue {
-		lo = state.TimerKey(c.p, c.nextDue, "", "", "")
+// nextDue returns the due time of the partition's earliest timer,
+// math.MaxInt64 if it has none.
+func (c *partitionCore) nextDue() (int64, error) {
+	q, err := c.timers()
+	if err != nil {
+		return 0, err
 	}
-	err := c.batch.Scan(lo, state.PrefixEnd(pre), func(k, v []byte) error {
-		dk, err := state.DecodeKey(k)
-		if err != nil {
-			return err
-		}
-		if len(v) == 0 || v[0] != state.ValueVersion {
-			return fmt.Errorf("reading timer %x: %w", k, state.ErrBadValue)
-		}
-		key, payload, found = dk, append([]byte(nil), v[1:]...), true
-		return errStopScan
-	})
-	if err != nil && !errors.Is(err, errStopScan) {
-		return state.Key{}, nil, false, err
-	}
-	return key, payload, found, nil
+	return q.MinDue(), nil
 }
 
 // fireDue fires, in due order, every timer due at or before upTo. Timers set
@@ -84,43 +104,66 @@ func (c *partitionCore) fireDue(upTo int64) error {
 }
 
 // fireDueBudget is fireDue firing at most budget timers (all if budget < 0).
-// It returns the due time of the last timer fired and whether every timer
-// due by upTo has fired.
+// It returns the due time of the last timer fired (minDue if none) and
+// whether every timer due by upTo has fired.
 func (c *partitionCore) fireDueBudget(upTo int64, budget int) (last int64, done bool, err error) {
 	last = minDue
-	for fired := 0; c.nextDue <= upTo; fired++ {
-		if budget >= 0 && fired >= budget {
-			return last, false, nil
-		}
-		k, payload, ok, err := c.nextTimer()
+	for fired := 0; ; fired++ {
+		q, err := c.timers() // again each time: a failed write in a firing forgets it
 		if err != nil {
 			return last, false, err
 		}
-		if !ok {
-			c.nextDue = math.MaxInt64
+		if q.MinDue() > upTo {
 			return last, true, nil
 		}
-		c.nextDue = k.Due
-		if k.Due > upTo {
-			return last, true, nil
+		if budget >= 0 && fired >= budget {
+			return last, false, nil
 		}
-		if err := c.fire(k, payload); err != nil {
+		key, _ := q.PopMin()
+		if last, err = c.fire(key); err != nil {
 			return last, false, err
 		}
-		last = k.Due
 	}
-	return last, true, nil
 }
 
-func (c *partitionCore) fire(k state.Key, payload []byte) error {
-	if err := c.batch.Delete(k.Encode()); err != nil {
-		return err
+// fire deletes the timer with key, just taken off the queue, and hands it
+// to its operator. It returns the timer's due time.
+func (c *partitionCore) fire(key string) (int64, error) {
+	kb := []byte(key)
+	k, err := state.DecodeKey(kb)
+	if err != nil {
+		return minDue, c.timerWriteFailed(fmt.Errorf("firing a timer: %w", err))
+	}
+	payload, err := c.timerPayload(kb)
+	if err != nil {
+		return k.Due, c.timerWriteFailed(err)
+	}
+	if err := c.batch.Delete(kb); err != nil {
+		return k.Due, c.timerWriteFailed(err)
 	}
 	if err := c.batch.Delete(state.TimerIndexKey(c.p, k.User, k.Operator, k.ID)); err != nil {
-		return err
+		return k.Due, c.timerWriteFailed(err)
 	}
 	c.timersFired++
 	c.timerDelta--
+	return k.Due, c.runTimer(k, payload)
+}
+
+// timerPayload reads the payload of the timer with key from the batch.
+func (c *partitionCore) timerPayload(key []byte) ([]byte, error) {
+	v, err := c.batch.Get(key)
+	if err != nil {
+		return nil, fmt.Errorf("reading timer %x: %w", key, err)
+	}
+	if len(v) == 0 || v[0] != state.ValueVersion {
+		// nil too: the queue holds a timer the store does not.
+		return nil, fmt.Errorf("reading timer %x: %w", key, state.ErrBadValue)
+	}
+	return v[1:], nil
+}
+
+// runTimer hands the fired timer k to its operator, or dead-letters it.
+func (c *partitionCore) runTimer(k state.Key, payload []byte) error {
 	op, ok := c.byName[k.Operator]
 	if !ok {
 		c.log.Warn("dropping timer of unknown operator", "operator", k.Operator, "user", k.User, "timer", k.ID)
@@ -140,8 +183,9 @@ func (c *partitionCore) fire(k state.Key, payload []byte) error {
 
 // pendingTimers counts the partition's timers (committed view plus batch).
 func (c *partitionCore) pendingTimers() (int, error) {
-	n := 0
-	lo := state.TimerPrefix(c.p)
-	err := c.batch.Scan(lo, state.PrefixEnd(lo), func(_, _ []byte) error { n++; return nil })
-	return n, err
+	q, err := c.timers()
+	if err != nil {
+		return 0, err
+	}
+	return q.Len(), nil
 }

@@ -193,12 +193,11 @@ func (w *worker) idle(now int64) error {
 	if now <= c.clock {
 		return nil
 	}
-	if c.nextDue == minDue {
-		if err := c.fireDue(minDue); err != nil { // resolves nextDue
-			return err
-		}
+	due, err := c.nextDue()
+	if err != nil {
+		return err
 	}
-	if c.nextDue <= now {
+	if due <= now {
 		last, done, err := c.fireDueBudget(now, idleFiringBudget)
 		if err != nil || !done {
 			// Overdue timers beyond the budget fire in the next cycles,
