@@ -38,15 +38,29 @@ func EncodeValue(v any) ([]byte, error) {
 		}
 		v = generic
 	}
-	var buf bytes.Buffer
-	buf.WriteByte(ValueVersion)
-	enc := msgpack.NewEncoder(&buf)
-	enc.SetSortMapKeys(true)
-	if err := enc.Encode(v); err != nil {
+	e := encoders.Get().(*valueEncoder)
+	defer encoders.Put(e)
+	e.buf.Reset()
+	e.buf.WriteByte(ValueVersion)
+	if err := e.enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encoding state value: %w", err)
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(e.buf.Bytes()), nil
 }
+
+// valueEncoder is a msgpack encoder writing into its own buffer, pooled:
+// a new encoder per value cost more than the encoding of a small record.
+type valueEncoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &valueEncoder{}
+	e.enc = msgpack.NewEncoder(&e.buf)
+	e.enc.SetSortMapKeys(true)
+	return e
+}}
 
 var canonicalCache sync.Map // reflect.Type -> bool
 
