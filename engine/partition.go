@@ -34,7 +34,8 @@ type partitionCore struct {
 	ops     []Operator // in the order given, for Flush
 	log     *slog.Logger
 
-	clock int64 // largest event time seen, ms; persisted under clockKeyName
+	clock      int64 // largest event time seen, ms; persisted under clockKeyName by flush
+	clockDirty bool  // setClock moved clock since the last flush
 	// timerq indexes every timer of the store and the open batch; nil
 	// until timers() loads it, and again after load (timers.go).
 	timerq *timerQueue
@@ -99,7 +100,7 @@ func (c *partitionCore) load() error {
 	if err != nil {
 		return err
 	}
-	c.clock = math.MinInt64
+	c.clock, c.clockDirty = math.MinInt64, false
 	if len(v) == 8 {
 		c.clock = int64(binary.BigEndian.Uint64(v))
 	}
@@ -117,12 +118,26 @@ func (c *partitionCore) drop() error {
 	return c.load()
 }
 
+// setClock moves the clock to ts if it is later. The move is written to
+// state once per transaction, by flush (writeClock): the clock changes on
+// almost every event, and one write per event cost as much as a small
+// operator's.
 func (c *partitionCore) setClock(ts int64) error {
 	if ts <= c.clock {
 		return nil
 	}
 	c.clock = ts
-	return c.batch.Set(state.MetaKey(c.p, clockKeyName), binary.BigEndian.AppendUint64(nil, uint64(ts)))
+	c.clockDirty = true
+	return nil
+}
+
+// writeClock writes the clock if setClock moved it in this transaction.
+func (c *partitionCore) writeClock() error {
+	if !c.clockDirty {
+		return nil
+	}
+	c.clockDirty = false
+	return c.batch.Set(state.MetaKey(c.p, clockKeyName), binary.BigEndian.AppendUint64(nil, uint64(c.clock)))
 }
 
 // processEvent advances the clock, fires due timers, applies profile updates
@@ -252,13 +267,17 @@ func (c *partitionCore) txnBuffer(op string, create func() any) any {
 
 // pending reports whether the transaction has anything to write or produce.
 func (c *partitionCore) pending() bool {
-	return !c.batch.Empty() || len(c.upserts) > 0 || len(c.bufs) > 0
+	return c.clockDirty || !c.batch.Empty() || len(c.upserts) > 0 || len(c.bufs) > 0
 }
 
-// flush hands every operator's transaction buffer to its Flush, then emits
+// flush writes the clock if it moved, hands every operator's transaction
+// buffer to its Flush, then emits
 // the coalesced upserts of this transaction. The changelog records are the
 // caller's: they must follow, as Flush writes state.
 func (c *partitionCore) flush() error {
+	if err := c.writeClock(); err != nil {
+		return err
+	}
 	if len(c.bufs) > 0 {
 		for _, op := range c.ops {
 			b, ok := c.bufs[op.Name()]
