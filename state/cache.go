@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
-	"sort"
 	"sync/atomic"
 )
 
@@ -168,7 +167,7 @@ func (b *CachedBatch) Scan(lower, upper []byte, fn func(key, value []byte) error
 	if g == nil {
 		return b.inner.Scan(lower, upper, fn)
 	}
-	i := g.search(lower)
+	i, _ := g.find(lower)
 	j := i
 	for j < len(g.entries) && bytes.Compare(g.entries[j].key, upper) < 0 {
 		j++
@@ -296,16 +295,13 @@ func (b *CachedBatch) evict() {
 	}
 }
 
-// find returns the index of key in g and whether it is there.
+// find returns the index of the first entry not less than key and whether
+// it is key.
 func (g *cacheGroup) find(key []byte) (int, bool) {
-	i := g.search(key)
-	return i, i < len(g.entries) && bytes.Equal(g.entries[i].key, key)
+	return slices.BinarySearchFunc(g.entries, key, compareEntry)
 }
 
-// search returns the index of the first entry not less than key.
-func (g *cacheGroup) search(key []byte) int {
-	return sort.Search(len(g.entries), func(i int) bool { return bytes.Compare(g.entries[i].key, key) >= 0 })
-}
+func compareEntry(e cacheEntry, key []byte) int { return bytes.Compare(e.key, key) }
 
 // put sets key to a copy of value and returns the change in bytes.
 func (g *cacheGroup) put(key, value []byte) int64 {
