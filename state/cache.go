@@ -94,6 +94,9 @@ func NewCachedBatch(inner Batch, budgetBytes int64) *CachedBatch {
 // (or load). Safe for concurrent use.
 func (b *CachedBatch) SetBudget(n int64) { b.budget.Store(n) }
 
+// Budget returns the byte budget. Safe for concurrent use.
+func (b *CachedBatch) Budget() int64 { return b.budget.Load() }
+
 // Stats returns the counters. Safe for concurrent use.
 func (b *CachedBatch) Stats() CacheStats {
 	return CacheStats{Hits: b.hits.Load(), Misses: b.misses.Load(), Evictions: b.evictions.Load(), Bytes: b.size.Load()}

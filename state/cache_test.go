@@ -63,7 +63,7 @@ func TestInsideGroup(t *testing.T) {
 
 func openMem(t testing.TB) Store {
 	t.Helper()
-	s, err := OpenPebble("", Options{InMemory: true})
+	s, err := OpenPebble("", Options{InMemory: true, MemTableBytes: 1 << 20, CacheBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
