@@ -52,4 +52,3 @@ func TestCacheBudgetIsSplitOverOwnedPartitions(t *testing.T) {
 		w.core.batch.Close()
 	}
 }
-
