@@ -78,6 +78,12 @@ type Config struct {
 	// StandbyPlacement over the live instances of the status topic.
 	// Default 0 (none).
 	StandbyReplicas int
+	// StateCacheBytes bounds the per-user read cache in front of the store
+	// (state.CachedBatch), for the whole instance: each owned partition
+	// gets an equal share. It holds whole users (their state and timer
+	// index) and is trimmed between transactions. Default 256 MiB;
+	// negative disables it.
+	StateCacheBytes int64
 	// ClientOpts are extra franz-go options (TLS, SASL) applied to every
 	// client the engine creates.
 	ClientOpts []kgo.Opt
@@ -86,6 +92,9 @@ type Config struct {
 	// Registerer receives the engine's metrics. Default: a new registry.
 	Registerer prometheus.Registerer
 }
+
+// DefaultStateCacheBytes is Config.StateCacheBytes's default.
+const DefaultStateCacheBytes = 256 << 20
 
 var appIDRe = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
@@ -103,6 +112,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MinFreeDisk == 0 {
 		c.MinFreeDisk = 64 << 20
+	}
+	if c.StateCacheBytes == 0 {
+		c.StateCacheBytes = DefaultStateCacheBytes
 	}
 	if c.Delivery == "" {
 		c.Delivery = DeliveryExactlyOnce

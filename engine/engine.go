@@ -276,6 +276,7 @@ func (e *Engine) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 		e.mu.Unlock()
 	}
 	e.m.owned.Set(float64(e.ownedCount()))
+	e.rebudgetCaches()
 	e.log.Info("partitions assigned", "partitions", ps)
 }
 
@@ -294,6 +295,7 @@ func (e *Engine) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 	n := len(e.workers)
 	e.mu.Unlock()
 	e.releasePartitions(ps)
+	e.rebudgetCaches()
 	e.m.owned.Set(float64(n))
 	e.log.Info("partitions revoked", "partitions", ps)
 }

@@ -28,7 +28,7 @@ func NewLocal(p int32, ops ...Operator) (*Local, error) {
 		return nil, err
 	}
 	l := &Local{store: st}
-	l.core = newPartitionCore(p, st, ops, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l.core = newPartitionCore(p, st, ops, DefaultStateCacheBytes, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	l.core.sink = func(o Output) { l.outs = append(l.outs, o) }
 	if err := l.core.load(); err != nil {
 		return nil, err

@@ -362,3 +362,26 @@ func TestOperatorsRunInTheOrderGiven(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalReadsUsersThroughTheCache checks the partition core's wiring of
+// the state cache: the first read of a user loads it, later events of the
+// same user read it from memory, across commits, and give the same answers.
+func TestLocalReadsUsersThroughTheCache(t *testing.T) {
+	l, _ := NewLocal(0, probe{})
+	defer l.Close()
+	if _, err := l.Process(Event{UserID: "a", Name: EventProfileSet, TS: 1, Props: map[string]any{"tier": "gold"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		outs, err := l.Process(Event{UserID: "a", Name: "ping", TS: int64(2 + i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(values(outs)); got != "[tier=gold]" {
+			t.Fatalf("ping %d = %s, want [tier=gold]", i, got)
+		}
+	}
+	if s := l.core.cache.Stats(); s.Misses != 1 || s.Hits < 3 || s.Bytes == 0 {
+		t.Errorf("cache stats %+v, want 1 miss (the first read of a) and at least 3 hits", s)
+	}
+}

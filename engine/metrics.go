@@ -30,6 +30,10 @@ type metrics struct {
 	standbys            prometheus.Gauge
 	standbyLag          *prometheus.GaugeVec // by partition
 	standbyRecords      prometheus.Counter
+	cacheHits           prometheus.Counter
+	cacheMisses         prometheus.Counter
+	cacheEvictions      prometheus.Counter
+	cacheBytes          *prometheus.GaugeVec // by partition
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -75,10 +79,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Changelog records a standby copy is behind, by partition."}, []string{"partition"}),
 		standbyRecords: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_standby_records_total",
 			Help: "Changelog records applied by standby tasks."}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_state_cache_hits_total",
+			Help: "State reads of a user's keys answered from the read cache."}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_state_cache_misses_total",
+			Help: "State reads of a user's keys that loaded the user from the store."}),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_state_cache_evictions_total",
+			Help: "Users' keys dropped from the read cache to stay within --state-cache-bytes."}),
+		cacheBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cairn_state_cache_bytes",
+			Help: "Bytes held by the read cache after the last commit, by partition."}, []string{"partition"}),
 	}
 	for _, c := range []prometheus.Collector{m.consumed, m.processed, m.dlq, m.outputs, m.shadowed, m.commitDuration,
 		m.commits, m.aborted, m.reinits, m.lag, m.restoreRecords, m.restoreRemain, m.timersPending,
-		m.timersFired, m.clockSkew, m.wrongPartition, m.owned, m.standbys, m.standbyLag, m.standbyRecords} {
+		m.timersFired, m.clockSkew, m.wrongPartition, m.owned, m.standbys, m.standbyLag, m.standbyRecords,
+		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheBytes} {
 		f(c)
 	}
 	return m

@@ -27,7 +27,8 @@ const clockKeyName = "clock"
 type partitionCore struct {
 	p       int32
 	store   state.Store
-	batch   state.Batch
+	batch   state.Batch           // cache, as a Batch
+	cache   *state.CachedBatch    // per-user read cache over the store's batch
 	byEvent map[string][]Operator // listed and listen-to-all operators, in the order given
 	always  []Operator            // operators with Events() == nil
 	byName  map[string]Operator
@@ -62,9 +63,12 @@ type partitionCore struct {
 	timerDelta  int64 // timers set minus timers removed, since the last commit or drop
 }
 
-func newPartitionCore(p int32, store state.Store, ops []Operator, log *slog.Logger) *partitionCore {
+// newPartitionCore returns the core of partition p; its read cache holds
+// about cacheBytes (none if 0 or less).
+func newPartitionCore(p int32, store state.Store, ops []Operator, cacheBytes int64, log *slog.Logger) *partitionCore {
+	cache := state.NewCachedBatch(store.NewBatch(), cacheBytes)
 	c := &partitionCore{
-		p: p, store: store, batch: store.NewBatch(),
+		p: p, store: store, batch: cache, cache: cache,
 		byEvent: map[string][]Operator{}, byName: map[string]Operator{},
 		upsertAt: map[string]int{}, bufs: map[string]any{}, log: log, ops: ops,
 	}
@@ -92,10 +96,12 @@ func newPartitionCore(p int32, store state.Store, ops []Operator, log *slog.Logg
 	return c
 }
 
-// load reads the committed clock and forgets the timer queue, which the
-// next timer operation rebuilds from the store. It is called after a
-// restore and after a transaction is dropped.
+// load reads the committed clock, forgets the timer queue, which the next
+// timer operation rebuilds from the store, and empties the read cache. It
+// is called after a restore and after a transaction is dropped: the only
+// times the store may have changed other than through the batch.
 func (c *partitionCore) load() error {
+	c.cache.ClearCache()
 	v, err := c.store.Get(state.MetaKey(c.p, clockKeyName))
 	if err != nil {
 		return err

@@ -23,7 +23,7 @@ func BenchmarkTimerSetAndFire(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	c := newPartitionCore(0, st, []Operator{scripted{name: "journey", onTimer: func(*Context, *Timer) error { return nil }}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := newPartitionCore(0, st, []Operator{scripted{name: "journey", onTimer: func(*Context, *Timer) error { return nil }}}, DefaultStateCacheBytes, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	c.sink = func(Output) {}
 	if err := c.load(); err != nil {
 		b.Fatal(err)

@@ -89,7 +89,7 @@ func (d *timerDiff) newCore() {
 	if d.c != nil {
 		d.c.batch.Close()
 	}
-	d.c = newPartitionCore(0, d.store, d.ops, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d.c = newPartitionCore(0, d.store, d.ops, DefaultStateCacheBytes, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	d.c.sink = func(Output) {}
 	if err := d.c.load(); err != nil {
 		d.t.Fatal(err)

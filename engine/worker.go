@@ -43,7 +43,8 @@ type worker struct {
 	timers       int64 // committed timers of the partition
 	active       bool  // processed records in the current commit cycle
 	changelogMax atomic.Int64
-	lag          atomic.Int64 // input records behind the high watermark, as of the last poll
+	lag          atomic.Int64     // input records behind the high watermark, as of the last poll
+	cacheSeen    state.CacheStats // read-cache counters already added to the metrics
 }
 
 // workerQueue is how many tasks (polls' records of the partition) may wait
@@ -54,7 +55,7 @@ const workerQueue = 8
 
 func (e *Engine) newWorker(p int32) *worker {
 	w := &worker{e: e, p: p, label: strconv.Itoa(int(p)), tasks: make(chan func(), workerQueue)}
-	w.core = newPartitionCore(p, e.store, e.ops, e.log.With("partition", p))
+	w.core = newPartitionCore(p, e.store, e.ops, e.cacheShare(), e.log.With("partition", p))
 	skew := e.cfg.MaxClockSkew
 	w.core.wallLimit = func() int64 { return time.Now().Add(skew).UnixMilli() }
 	w.core.sink = w.produce
@@ -291,6 +292,7 @@ func (w *worker) apply() error {
 	w.e.m.timersPending.WithLabelValues(w.label).Set(float64(w.timers))
 	w.e.m.timersFired.Add(float64(w.core.timersFired))
 	w.core.timerDelta, w.core.timersFired = 0, 0
+	w.observeCache()
 	return nil
 }
 
@@ -298,5 +300,6 @@ func (w *worker) apply() error {
 func (w *worker) drop() error {
 	w.active = false
 	w.next = w.marker.InputOffset
+	defer w.observeCache()
 	return w.core.drop()
 }

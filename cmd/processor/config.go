@@ -42,6 +42,7 @@ type Config struct {
 	ShadowUntil    string           // --shadow-until: hold back actions of events before this time (rebuilding state)
 	MinFreeDiskMB  int64            // --min-free-disk-mb: stop before the state disk fills up
 	Standby        int              // --standby-replicas: warm copies of each partition on other instances
+	StateCache     int64            // --state-cache-bytes: per-user read cache in front of the store
 	Kafka          kafkasec.Options // --kafka-tls*, --kafka-sasl-*: how to connect to the brokers
 	LogLevel       string           // --log-level: debug, info, warn, error
 }
@@ -71,6 +72,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ShadowUntil, "shadow-until", "", "rebuild state from the input log without sending actions for events before this `time` (RFC 3339 or YYYY-MM-DD, UTC)")
 	fs.Int64Var(&c.MinFreeDiskMB, "min-free-disk-mb", 64, "stop cleanly when the state directory's disk has less free space than this (MiB; -1: never)")
 	fs.IntVar(&c.Standby, "standby-replicas", 0, "instances besides a partition's owner that keep a warm copy of its state by tailing its changelog, so a failover replays only the tail (costs disk and changelog reads)")
+	fs.Int64Var(&c.StateCache, "state-cache-bytes", engine.DefaultStateCacheBytes, "bytes of users' state kept in memory in front of the store, shared by the owned partitions (0: no cache)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	bindKafkaFlags(fs, &c.Kafka)
 }
@@ -96,6 +98,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		errs = append(errs, errors.New("--state-dir: required"))
+	}
+	if c.StateCache < 0 {
+		errs = append(errs, fmt.Errorf("--state-cache-bytes %d: must be 0 (off) or more", c.StateCache))
 	}
 	if c.Standby < 0 {
 		errs = append(errs, fmt.Errorf("--standby-replicas %d: must be 0 or more", c.Standby))
@@ -139,6 +144,7 @@ func (c *Config) Engine() (engine.Config, error) {
 		MinFreeDisk:        minFreeDisk(c.MinFreeDiskMB),
 		StatusInterval:     c.StatusInterval,
 		StandbyReplicas:    c.Standby,
+		StateCacheBytes:    stateCacheBytes(c.StateCache),
 	}, nil
 }
 
@@ -238,4 +244,14 @@ func minFreeDisk(mb int64) int64 {
 		return -1
 	}
 	return mb << 20
+}
+
+// stateCacheBytes converts --state-cache-bytes to
+// engine.Config.StateCacheBytes, where 0 means the default: 0 (off)
+// becomes -1.
+func stateCacheBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
