@@ -1,6 +1,7 @@
 package funnel
 
 import (
+	"math/bits"
 	"slices"
 	"sort"
 )
@@ -71,9 +72,10 @@ func (st *userState) add(d *Definition, e stepEvent, changes []change, bc *bucke
 	lo := len(changes)
 	from := e.TS - d.windowMs()
 	stop := -1
-	if e.Steps&^1 == 0 {
-		// e fills no step after the first of any attempt: only its own
-		// attempt can change.
+	if later := e.Steps &^ 1; later == 0 || p == len(st.Events)-1 && st.settled(from, bits.Len32(later)) {
+		// e fills no step after the first of any attempt, or it comes
+		// last and no attempt it could extend is counted below the
+		// deepest step it matches: only its own attempt can change.
 		stop = p - 1
 	}
 	for i := p; i > stop && st.Events[i].TS >= from; i-- {
@@ -92,6 +94,24 @@ func (st *userState) add(d *Definition, e stepEvent, changes []change, bc *bucke
 		changes = st.raise(label, s.Group, depth, end, changes, lo)
 	}
 	return changes
+}
+
+// settled reports whether every counted (bucket, group) that may hold an
+// attempt starting at or after from has a depth of at least k. Then an
+// event that comes after every stored event and matches no step beyond k
+// raises no attempt but its own: appended last, it extends an attempt's
+// chain by one step at most, to a depth of at most k, and every attempt
+// starting at or after from is counted in an entry whose End is past from
+// (an attempt's bucket is counted when it starts, at depth 1, and kept
+// while an event may deepen it). Cost: O(len(Counted)), about one entry,
+// instead of scanning the window's events and recomputing their depths.
+func (st *userState) settled(from int64, k int) bool {
+	for i := range st.Counted {
+		if c := &st.Counted[i]; c.End > from && c.Depth < k {
+			return false
+		}
+	}
+	return true
 }
 
 // depth is the depth of the attempt started by Events[i]: matching the
