@@ -204,12 +204,13 @@ func (t *txnState) newState() *userState {
 	clear(st.Events)
 	clear(st.Counted)
 	st.Latest, st.Events, st.Counted = 0, st.Events[:0], st.Counted[:0]
+	st.Since, st.Except = 0, st.Except[:0]
 	return st
 }
 
 // record returns the record of the context's user, read from state on the
 // user's first event of the transaction.
-func (t *txnState) record(ctx *engine.Context) (*userRecord, error) {
+func (t *txnState) record(ctx *engine.Context, o *Operator) (*userRecord, error) {
 	if r := t.users[ctx.UserID()]; r != nil {
 		return r, nil
 	}
@@ -219,7 +220,7 @@ func (t *txnState) record(ctx *engine.Context) (*userRecord, error) {
 	} else {
 		r = &userRecord{}
 	}
-	if err := r.load(ctx); err != nil {
+	if err := r.load(ctx, o); err != nil {
 		return nil, err
 	}
 	t.users[ctx.UserID()] = r
@@ -252,7 +253,7 @@ func (o *Operator) saveRecords(ctx *engine.Context, t *txnState) error {
 		if !r.dirty {
 			continue
 		}
-		b, err := r.encode(o.byID, s)
+		b, err := r.encode(o, t, s)
 		if err != nil {
 			return fmt.Errorf("encoding funnel state of %s: %w", user, err)
 		}

@@ -50,8 +50,10 @@ type Definition struct {
 	groupProg  *vm.Program
 	usesProf   bool // some expression mentions profile: load it
 	stepsNamed map[string]uint32
-	groupIdx   int // index of group_by among the operator's distinct expressions
-	zoneSlot   int // index of the zone among the operator's; spreads bucketCache entries
+	groupIdx   int      // index of group_by among the operator's distinct expressions
+	zoneSlot   int      // index of the zone among the operator's; spreads bucketCache entries
+	byName     []uint32 // stepsNamed by the operator's index of the event name
+	hasConds   bool     // some step has a when
 }
 
 // Step is one step of a funnel: an event name and an optional condition.

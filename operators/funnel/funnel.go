@@ -12,6 +12,7 @@ package funnel
 import (
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"net/url"
 	"sort"
 	"strconv"
@@ -55,7 +56,11 @@ type Operator struct {
 	byID    map[string]*Definition
 	events  []string // sorted keys of byEvent
 
-	nExprs int // distinct conditions and group_by expressions
+	nExprs       int              // distinct conditions and group_by expressions
+	exprKeys     []string         // "w:"/"g:" + source, by index
+	exprIdx      map[string]int   // the inverse of exprKeys
+	nameIdx      map[string]int32 // index in events
+	maxRetention int64            // the longest retention() of the funnels
 
 	late       atomic.Int64
 	evalErrors atomic.Int64
@@ -111,8 +116,41 @@ func New(docs []defs.Doc, opts Options) (*Operator, error) {
 		o.events = append(o.events, name)
 	}
 	sort.Strings(o.events)
-	o.nExprs = len(exprs)
+	o.index(exprs)
 	return o, nil
+}
+
+// index fills the tables that map the shared log's names and expressions
+// to the funnels' steps.
+func (o *Operator) index(exprs map[string]int) {
+	o.nExprs, o.exprIdx = len(exprs), exprs
+	o.exprKeys = make([]string, len(exprs))
+	for k, i := range exprs {
+		o.exprKeys[i] = k
+	}
+	o.nameIdx = make(map[string]int32, len(o.events))
+	for i, name := range o.events {
+		o.nameIdx[name] = int32(i)
+	}
+	for _, f := range o.funnels {
+		f.byName = make([]uint32, len(o.events))
+		for name, m := range f.stepsNamed {
+			f.byName[o.nameIdx[name]] = m
+		}
+		for i := range f.Steps {
+			f.hasConds = f.hasConds || f.Steps[i].cond != nil
+		}
+		o.maxRetention = max(o.maxRetention, f.retention())
+	}
+}
+
+// nameIndex returns the index of an event name in o.events; o may be nil.
+func (o *Operator) nameIndex(name []byte) (int32, bool) {
+	if o == nil {
+		return 0, false
+	}
+	i, ok := o.nameIdx[string(name)]
+	return i, ok
 }
 
 // Name returns OperatorName.
@@ -174,16 +212,27 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	// written, since an operator error aborts the transaction and the
 	// engine drops its buffers.
 	buf := ctx.TxnBuffer(newTxnState).(*txnState)
-	rec, err := buf.record(ctx)
+	rec, err := buf.record(ctx, o)
 	if err != nil {
 		return err
+	}
+	accepted := false
+	for i := range s.hits {
+		h := &s.hits[i]
+		if h.st, h.found, err = rec.state(h.f, buf, s); err != nil {
+			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
+		}
+		h.late = h.found && ev.TS < h.st.Latest-h.f.horizon()
+		accepted = accepted || !h.late
+	}
+	var seq int64
+	if accepted {
+		seq = rec.insert(ev.TS, o.nameIdx[ev.Name], m.results(rec, o))
 	}
 	for i := range s.hits {
 		h := &s.hits[i]
 		h.lo = len(s.changes)
-		if err := o.update(ctx, buf, rec, s, h, ev); err != nil {
-			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
-		}
+		o.update(ctx, rec, s, h, ev, seq)
 		h.hi = len(s.changes)
 	}
 	buf.add(s)
@@ -198,13 +247,17 @@ type scratch struct {
 	hits    []hit
 	changes []change
 	buckets bucketCache // kept across events: bucketOf is pure
-	strs    interner    // kept across events
+	view    []stepEvent
+	nameMap []int32 // appendLog's tables
+	exprMap []int32
+	strMap  []int32
+	strs    interner // kept across events
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func (s *scratch) release() {
-	s.m = matcher{vals: s.m.vals[:0]}
+	s.m = matcher{vals: s.m.vals[:0], out: s.m.out[:0]}
 	s.hits = s.hits[:0]
 	clear(s.changes)
 	s.changes = s.changes[:0]
@@ -220,25 +273,68 @@ type hit struct {
 	f      *Definition
 	e      stepEvent
 	lo, hi int
+	st     *userState
+	found  bool // the user had a part in f
+	late   bool // too late for f
 }
 
-// update adds h to the user's state in h.f unless it is too late, and
-// appends the raises of the user's depths to s.changes.
-func (o *Operator) update(ctx *engine.Context, t *txnState, rec *userRecord, s *scratch, h *hit, ev *engine.Event) error {
-	st, found, err := rec.state(h.f.ID, t, s)
-	if err != nil {
-		return err
-	}
-	if found && ev.TS < st.Latest-h.f.horizon() {
+// update adds h's event, the log entry seq (0 if no funnel accepted it), to
+// the user's state in h.f unless it is too late, and appends the raises of
+// the user's depths to s.changes. An event that comes after every event of
+// the funnel and can extend no attempt past what is counted (settled) costs
+// O(1); any other reads the funnel's events from the log (view) and
+// recomputes the attempts the event can deepen.
+func (o *Operator) update(ctx *engine.Context, rec *userRecord, s *scratch, h *hit, ev *engine.Event, seq int64) {
+	st, d := h.st, h.f
+	if h.late {
+		if seq != 0 {
+			st.Except = append(st.Except, seq)
+			rec.dirty = true
+		}
 		o.late.Add(1)
-		ctx.Logger().Debug("dropping late funnel event", "funnel", h.f.ID, "user", ctx.UserID(),
+		ctx.Logger().Debug("dropping late funnel event", "funnel", d.ID, "user", ctx.UserID(),
 			"event", ev.Cause(), "ts", ev.TS, "latest", st.Latest)
-		return nil
+		return
 	}
-	s.changes = st.add(h.f, h.e, s.changes, &s.buckets)
-	st.prune(h.f)
+	if !h.found {
+		st.Since = seq
+	}
+	inOrder := !h.found || ev.TS >= st.Latest
+	st.Latest = max(st.Latest, ev.TS)
+	later := h.e.Steps &^ 1
+	if inOrder && (later == 0 || st.settled(ev.TS-d.windowMs(), bits.Len32(later))) {
+		if h.e.Steps&1 != 0 {
+			label, end := s.buckets.of(d, ev.TS)
+			s.changes = st.raise(label, h.e.Group, 1, end, s.changes, len(s.changes))
+		}
+	} else {
+		var p int
+		s.view, p = rec.view(d, st, seq, s.view[:0])
+		s.changes = st.recount(d, s.view, p, later == 0, s.changes, &s.buckets)
+	}
+	st.prune(d)
 	rec.dirty = true
-	return nil
+}
+
+// results returns the results of the expressions evaluated on the event,
+// to be stored with its log entry; their strings are added to rec.
+func (m *matcher) results(rec *userRecord, o *Operator) []entryVal {
+	out := m.out[:0]
+	for i := range m.vals {
+		v := &m.vals[i]
+		if !v.done || v.err != nil {
+			continue
+		}
+		if o.exprKeys[i][0] == 'g' {
+			if v.group != "" {
+				out = append(out, entryVal{expr: int32(i), str: rec.internStr(v.group)})
+			}
+		} else if v.ok {
+			out = append(out, entryVal{expr: int32(i), str: -1})
+		}
+	}
+	m.out = out
+	return out
 }
 
 // matcher builds the expression environment of one event at most once and
@@ -250,6 +346,7 @@ type matcher struct {
 	env     map[string]any
 	profile bool
 	vals    []exprVal // by Operator.exprs index
+	out     []entryVal
 }
 
 // exprVal is the cached result of one expression on the event.

@@ -21,32 +21,63 @@ var recordSub = []byte("u")
 // layout from the msgpack one of earlier versions, which is still read.
 const binaryMark = 0xc1
 
+// logLayout follows binaryMark and a zero byte in a record with a shared
+// log. A record of the binary layout before it has its number of parts
+// there, and one with zero parts ends after it, so the two never collide.
+const logLayout = 3
+
 // userRecord is the state of one user in every funnel, stored under one sub
 // key so that a transaction costs one read, one write and one changelog
-// record per user however many funnels and events it has. Each funnel's
-// part stays encoded until an event of the transaction needs it; it is then
+// record per user however many funnels and events it has. It holds the
+// user's shared event log (log.go) and one part per funnel. Each part
+// stays encoded until an event of the transaction needs it; it is then
 // decoded once and kept decoded until the transaction's Flush encodes the
 // record. So a user costs O(size) to read and write once per transaction,
 // and only the matched funnels to decode. Not safe for concurrent use.
 //
-// Layout: ValueVersion, binaryMark, the number of parts, then per part its
-// funnel id and its userState (binary.go), each preceded by its length in
-// bytes (uvarint).
+// Layout: ValueVersion, binaryMark, 0, logLayout, then uvarints unless
+// said otherwise: the last seq given; the tables of event names,
+// expression keys ("w:"/"g:" and the source) and group strings, each a
+// count then (length, bytes) per item; the count of log entries, then per
+// entry its ts and seq as varint deltas from the previous entry's, its name
+// (table index) and its results: their count, then per result the
+// expression (table index) and, for a group_by, the string (table index);
+// finally the number of parts, then per part its funnel id and its
+// userState (a Since, the count of Except and its seqs, then the binary
+// layout of binary.go), each preceded by its length in bytes.
 //
-// Invariant: parts is sorted by id, with unique ids.
+// Records written before the shared log (ValueVersion, binaryMark, the
+// number of parts, the parts in the binary layout) and in msgpack are
+// still read; their parts' events become the parts' own.
+//
+// Invariant: parts is sorted by id, with unique ids; log is sorted by (ts,
+// seq), seqs unique and at most nextSeq.
 type userRecord struct {
 	parts []recordPart
 	cur   int  // where find starts: funnels are looked up in id order
 	dirty bool // a part changed since the record was read
+
+	log     []logEntry
+	vals    []entryVal // the results of log entries, by logEntry.lo/hi
+	strs    []string   // group values referred to by vals
+	nextSeq int64      // the last seq given
 }
+
+// Layouts of a record part.
+const (
+	partLog    = iota // Since, Except, then the binary layout
+	partBinary        // the binary layout, before the shared log
+	partLegacy        // msgpack (codec.go)
+)
 
 // recordPart is one funnel's part of a record: encoded in raw until st
 // holds it decoded (raw is then stale).
 type recordPart struct {
 	id     []byte
 	raw    []byte
-	legacy bool // raw is a msgpack userState (codec.go)
+	layout int
 	st     *userState
+	def    *Definition // nil if the funnel is no longer defined
 }
 
 // legacyRecord is the msgpack layout of a record written by earlier
@@ -63,32 +94,42 @@ type legacyRaw struct {
 }
 
 // load reads the user's record into r, reusing r's memory.
-func (r *userRecord) load(ctx *engine.Context) error {
+func (r *userRecord) load(ctx *engine.Context, o *Operator) error {
 	r.parts, r.cur, r.dirty = r.parts[:0], 0, false
+	r.log, r.vals, r.strs, r.nextSeq = r.log[:0], r.vals[:0], r.strs[:0], 0
 	b, err := ctx.Get(recordSub)
 	if err != nil || b == nil {
 		return err
 	}
-	if err := r.decode(b); err != nil {
+	if err := r.decode(b, o); err != nil {
 		return fmt.Errorf("reading funnel state of %s: %w", ctx.UserID(), err)
 	}
 	return nil
 }
 
-func (r *userRecord) decode(b []byte) error {
+// decode reads b into r. The log's names and expressions are mapped to o's
+// (entries of names no funnel of o has, and results of expressions none
+// uses, are dropped: no funnel can see them); with o nil the log is
+// checked and dropped.
+func (r *userRecord) decode(b []byte, o *Operator) error {
 	if len(b) < 2 || b[0] != state.ValueVersion || b[1] != binaryMark {
 		var old legacyRecord
 		if err := state.DecodeValue(b, &old); err != nil {
 			return err
 		}
 		for _, f := range old.Funnels {
-			r.parts = append(r.parts, recordPart{id: []byte(f.ID), raw: f.State, legacy: true})
+			r.parts = append(r.parts, recordPart{id: []byte(f.ID), raw: f.State, layout: partLegacy})
 		}
-		return r.checkSorted()
+		return r.finishDecode(o)
 	}
 	rd := &binReader{b: b[2:]}
+	layout := partBinary
+	if len(rd.b) > 2 && rd.b[0] == 0 && rd.b[1] == logLayout {
+		layout, rd.b = partLog, rd.b[2:]
+		r.decodeLog(rd, o)
+	}
 	for n := rd.count(2); n > 0 && rd.err == nil; n-- {
-		p := recordPart{id: rd.bytes()}
+		p := recordPart{id: rd.bytes(), layout: layout}
 		p.raw = rd.bytes()
 		r.parts = append(r.parts, p)
 	}
@@ -97,6 +138,15 @@ func (r *userRecord) decode(b []byte) error {
 	}
 	if rd.err != nil {
 		return fmt.Errorf("decoding state value: %w: %w", state.ErrBadValue, rd.err)
+	}
+	return r.finishDecode(o)
+}
+
+func (r *userRecord) finishDecode(o *Operator) error {
+	if o != nil {
+		for i := range r.parts {
+			r.parts[i].def = o.byID[string(r.parts[i].id)]
+		}
 	}
 	return r.checkSorted()
 }
@@ -124,13 +174,13 @@ func (r *userRecord) find(id string) (int, bool) {
 	return i, i < len(r.parts) && string(r.parts[i].id) == id
 }
 
-// state returns the user's state in funnel id, decoding it on first use;
+// state returns the user's state in funnel d, decoding it on first use;
 // found is false if the user had none, and the state is then a new, empty
 // part of the record.
-func (r *userRecord) state(id string, t *txnState, s *scratch) (st *userState, found bool, err error) {
-	i, ok := r.find(id)
+func (r *userRecord) state(d *Definition, t *txnState, s *scratch) (st *userState, found bool, err error) {
+	i, ok := r.find(d.ID)
 	if !ok {
-		r.parts = slices.Insert(r.parts, i, recordPart{id: []byte(id), st: t.newState()})
+		r.parts = slices.Insert(r.parts, i, recordPart{id: []byte(d.ID), st: t.newState(), def: d})
 		return r.parts[i].st, false, nil
 	}
 	p := &r.parts[i]
@@ -148,10 +198,20 @@ func (r *userRecord) state(id string, t *txnState, s *scratch) (st *userState, f
 // decodePart decodes p's raw bytes into st.
 func (st *userState) decodePart(p *recordPart, s *scratch) error {
 	var err error
-	if p.legacy {
+	switch p.layout {
+	case partLegacy:
 		err = msgpack.Unmarshal(p.raw, st)
-	} else {
+	case partBinary:
 		s.groups, err = st.decodeBinary(p.raw, s.groups, &s.strs)
+	default:
+		rd := &binReader{b: p.raw}
+		st.Since = int64(rd.uvarint())
+		for n := rd.count(1); n > 0 && rd.err == nil; n-- {
+			st.Except = append(st.Except, int64(rd.uvarint()))
+		}
+		if err = rd.err; err == nil {
+			s.groups, err = st.decodeBinary(rd.b, s.groups, &s.strs)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("decoding funnel state: %w: %w", state.ErrBadValue, err)
@@ -159,35 +219,79 @@ func (st *userState) decodePart(p *recordPart, s *scratch) error {
 	return nil
 }
 
-// encode returns the record in the binary layout, without the parts of
-// funnels that are no longer defined. Decoded and legacy parts are
-// encoded; the others are copied as they are. The record must not be used
-// after: its decoded parts are not written back to raw.
-func (r *userRecord) encode(defined map[string]*Definition, s *scratch) ([]byte, error) {
-	size, n := 2+binary.MaxVarintLen64, 0
+// appendPart appends st in the part layout to b.
+func (st *userState) appendPart(b []byte, r *userRecord, s *scratch) []byte {
+	b = binary.AppendUvarint(b, uint64(st.Since))
+	n := 0
+	for _, seq := range st.Except {
+		if r.hasSeq(seq) {
+			st.Except[n] = seq
+			n++
+		}
+	}
+	st.Except = st.Except[:n]
+	b = binary.AppendUvarint(b, uint64(n))
+	for _, seq := range st.Except {
+		b = binary.AppendUvarint(b, uint64(seq))
+	}
+	b, s.groups = st.appendBinary(b, s.groups)
+	return b
+}
+
+// hasSeq reports whether the log holds the entry of seq.
+func (r *userRecord) hasSeq(seq int64) bool {
+	for i := range r.log {
+		if r.log[i].seq == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// encode returns the record in the shared-log layout, without the parts of
+// funnels that are no longer defined, pruning the log first. Decoded parts
+// and parts of earlier layouts are encoded; the others are copied as they
+// are. The record must not be used after: its decoded parts are not
+// written back to raw.
+func (r *userRecord) encode(o *Operator, t *txnState, s *scratch) ([]byte, error) {
+	err := r.pruneLog(o.maxRetention, func() error {
+		for i := range r.parts {
+			if d := r.parts[i].def; d != nil {
+				if _, _, err := r.state(d, t, s); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	size, n := 4+2*binary.MaxVarintLen64+len(r.log)*8+len(r.vals)*4, 0
 	for _, p := range r.parts {
-		if defined[string(p.id)] != nil {
+		if p.def != nil {
 			size += 2*binary.MaxVarintLen64 + len(p.id) + len(p.raw)
 			n++
 		}
 	}
 	// A fresh buffer: the store may keep the value it is given.
-	b := append(make([]byte, 0, size), state.ValueVersion, binaryMark)
+	b := append(make([]byte, 0, size), state.ValueVersion, binaryMark, 0, logLayout)
+	b = r.appendLog(b, o, s)
 	b = binary.AppendUvarint(b, uint64(n))
 	for i := range r.parts {
 		p := &r.parts[i]
-		if defined[string(p.id)] == nil {
+		if p.def == nil {
 			continue
 		}
-		if p.st == nil && p.legacy {
-			p.st = &userState{}
+		if p.st == nil && p.layout != partLog {
+			p.st = t.newState()
 			if err := p.st.decodePart(p, s); err != nil {
 				return nil, err
 			}
 		}
 		raw := p.raw
 		if p.st != nil {
-			s.arena, s.groups = p.st.appendBinary(s.arena[:0], s.groups)
+			s.arena = p.st.appendPart(s.arena[:0], r, s)
 			raw = s.arena
 		}
 		b = binary.AppendUvarint(b, uint64(len(p.id)))

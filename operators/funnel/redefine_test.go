@@ -91,7 +91,7 @@ func checkNoPartOf(t *testing.T, l *engine.Local, id string, evs []engine.Event,
 		}
 		err := l.ScanUser(e.UserID, OperatorName, func(_, v []byte) error {
 			var rec userRecord
-			if err := rec.decode(v); err != nil {
+			if err := rec.decode(v, nil); err != nil {
 				return err
 			}
 			if _, ok := rec.find(id); ok {

@@ -1,0 +1,373 @@
+package funnel
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+	"sort"
+)
+
+// The shared event log of a user's record. Every funnel used to keep its
+// own copy of the user's step events; with 50 funnels over four event
+// names one event was stored about 31 times, and those copies were decoded,
+// scanned and encoded once per funnel. The log holds each event once: its
+// ts, its arrival number (seq), its name and the results of the
+// expressions evaluated on it (the `when` conditions that held and the
+// group_by values). A funnel's part keeps what is its own (latest ts,
+// counted depths) and how to read the log:
+//
+//   - Since: the seq of the event that created the part. Entries before it
+//     arrived before the funnel counted for the user (a funnel defined
+//     later must not count them).
+//   - Except: the seqs of entries that were too late for this funnel (the
+//     late rule is per funnel) while another funnel accepted them.
+//   - Events: entries the log no longer holds that the funnel still needs
+//     (a funnel that went quiet while others stayed busy, or events read
+//     from a record of an earlier layout). It is sorted by ts; at equal ts
+//     they precede the log's entries, which arrived after them.
+//
+// The funnel's events are then Events merged with the log entries whose
+// seq is ≥ Since and not in Except, whose ts is ≥ Latest − retention and
+// that match a step of the funnel: exactly the events a per-funnel copy
+// held. The log is kept sorted by (ts, seq), which is the semantics' order
+// (ts, position in the log), since seq grows with the position.
+
+// logEntry is one event of the shared log. Its expression results are
+// userRecord.vals[lo:hi].
+type logEntry struct {
+	ts, seq int64
+	name    int32 // index in Operator.events
+	lo, hi  int32
+}
+
+// entryVal is the result of one expression on an event: a condition that
+// held (str < 0) or a group_by's value, rec.strs[str]. A condition that
+// failed and a group_by that gave "" are not stored.
+type entryVal struct {
+	expr int32 // index in Operator.exprKeys
+	str  int32
+}
+
+// mask returns the steps of d that entry e matches. Cost: O(steps named
+// like e), no allocation.
+func (r *userRecord) mask(d *Definition, e *logEntry) uint32 {
+	named := d.byName[e.name]
+	if !d.hasConds || named == 0 {
+		return named
+	}
+	m := named
+	for i := 0; named != 0; i++ {
+		bit := uint32(1) << i
+		if named&bit == 0 {
+			continue
+		}
+		named &^= bit
+		if c := d.Steps[i].cond; c != nil && !r.holds(e, int32(d.Steps[i].exprIdx)) {
+			m &^= bit
+		}
+	}
+	return m
+}
+
+// holds reports whether the condition expr held on e.
+func (r *userRecord) holds(e *logEntry, expr int32) bool {
+	for _, v := range r.vals[e.lo:e.hi] {
+		if v.expr == expr {
+			return true
+		}
+	}
+	return false
+}
+
+// group returns d's group of e ("" without group_by).
+func (r *userRecord) group(d *Definition, e *logEntry) string {
+	if d.groupProg == nil {
+		return ""
+	}
+	for _, v := range r.vals[e.lo:e.hi] {
+		if v.expr == int32(d.groupIdx) && v.str >= 0 {
+			return r.strs[v.str]
+		}
+	}
+	return ""
+}
+
+// visible reports whether log entry e is one of d's events for st, given
+// its mask m.
+func (st *userState) visible(d *Definition, e *logEntry, m uint32) bool {
+	return m != 0 && e.seq >= st.Since && e.ts >= st.Latest-d.retention() && !slices.Contains(st.Except, e.seq)
+}
+
+// view appends to out the funnel's events (st.Events merged with the
+// visible log entries, in order) and returns it with the index of the
+// entry of seq want (-1 if absent). Cost: O(own events + log).
+func (r *userRecord) view(d *Definition, st *userState, want int64, out []stepEvent) ([]stepEvent, int) {
+	at, k := -1, 0
+	for i := range r.log {
+		e := &r.log[i]
+		m := r.mask(d, e)
+		if !st.visible(d, e, m) {
+			continue
+		}
+		for k < len(st.Events) && st.Events[k].TS <= e.ts {
+			out = append(out, st.Events[k])
+			k++
+		}
+		if e.seq == want {
+			at = len(out)
+		}
+		se := stepEvent{TS: e.ts, Steps: m}
+		if m&1 != 0 {
+			se.Group = r.group(d, e)
+		}
+		out = append(out, se)
+	}
+	return append(out, st.Events[k:]...), at
+}
+
+// insert adds an entry for an event at ts with the results vals and
+// returns its seq. Cost: O(1) for an event in order, else O(log).
+func (r *userRecord) insert(ts int64, name int32, vals []entryVal) int64 {
+	r.nextSeq++
+	e := logEntry{ts: ts, seq: r.nextSeq, name: name, lo: int32(len(r.vals))}
+	r.vals = append(r.vals, vals...)
+	e.hi = int32(len(r.vals))
+	p := len(r.log)
+	if p > 0 && r.log[p-1].ts > ts {
+		p = sort.Search(p, func(i int) bool { return r.log[i].ts > ts })
+	}
+	r.log = slices.Insert(r.log, p, e)
+	r.dirty = true
+	return e.seq
+}
+
+// internStr returns the index of s in r.strs, adding it if missing.
+func (r *userRecord) internStr(s string) int32 {
+	for i, x := range r.strs {
+		if x == s {
+			return int32(i)
+		}
+	}
+	r.strs = append(r.strs, s)
+	return int32(len(r.strs) - 1)
+}
+
+// logSlack is how far, as a fraction of the longest retention, the log may
+// run past it before it is pruned: pruning decodes every part of the
+// record, so it is done in steps rather than on every event.
+const logSlack = 4
+
+// pruneLog drops the entries older than the longest retention of the
+// defined funnels behind the newest entry, once the oldest is a quarter of
+// that retention past it. An entry a part still needs (a funnel whose
+// latest is older than the others') moves into that part's own events
+// first, so every funnel keeps exactly its events. decoded must decode
+// every part of the record.
+func (r *userRecord) pruneLog(maxRetention int64, decodeAll func() error) error {
+	if len(r.log) == 0 {
+		return nil
+	}
+	newest := r.log[len(r.log)-1].ts
+	cut := newest - maxRetention
+	if r.log[0].ts >= cut-maxRetention/logSlack {
+		return nil
+	}
+	if err := decodeAll(); err != nil {
+		return err
+	}
+	k := sort.Search(len(r.log), func(i int) bool { return r.log[i].ts >= cut })
+	for i := range r.parts {
+		p := &r.parts[i]
+		if p.st == nil || p.def == nil {
+			continue
+		}
+		var moved []stepEvent
+		for j := range r.log[:k] {
+			e := &r.log[j]
+			if m := r.mask(p.def, e); p.st.visible(p.def, e, m) {
+				se := stepEvent{TS: e.ts, Steps: m}
+				if m&1 != 0 {
+					se.Group = r.group(p.def, e)
+				}
+				moved = append(moved, se)
+			}
+		}
+		if len(moved) > 0 {
+			p.st.Events = mergeEvents(p.st.Events, moved)
+		}
+	}
+	r.log = append(r.log[:0], r.log[k:]...)
+	return nil
+}
+
+// mergeEvents merges moved (sorted, arrived after every event of own at
+// equal ts) into own, sorted by ts.
+func mergeEvents(own, moved []stepEvent) []stepEvent {
+	out := make([]stepEvent, 0, len(own)+len(moved))
+	k := 0
+	for _, e := range moved {
+		for k < len(own) && own[k].TS <= e.TS {
+			out = append(out, own[k])
+			k++
+		}
+		out = append(out, e)
+	}
+	return append(out, own[k:]...)
+}
+
+// appendLog appends the log in the record layout (record.go) to b: the last
+// seq, the tables of the names, expressions and strings its entries use,
+// then the entries.
+func (r *userRecord) appendLog(b []byte, o *Operator, s *scratch) []byte {
+	names := resetMap(&s.nameMap, len(o.events))
+	exprs := resetMap(&s.exprMap, len(o.exprKeys))
+	strs := resetMap(&s.strMap, len(r.strs))
+	var nNames, nExprs, nStrs int32
+	for i := range r.log {
+		e := &r.log[i]
+		if names[e.name] < 0 {
+			names[e.name], nNames = nNames, nNames+1
+		}
+		for _, v := range r.vals[e.lo:e.hi] {
+			if exprs[v.expr] < 0 {
+				exprs[v.expr], nExprs = nExprs, nExprs+1
+			}
+			if v.str >= 0 && strs[v.str] < 0 {
+				strs[v.str], nStrs = nStrs, nStrs+1
+			}
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(r.nextSeq))
+	b = appendTable(b, names, nNames, func(i int) string { return o.events[i] })
+	b = appendTable(b, exprs, nExprs, func(i int) string { return o.exprKeys[i] })
+	b = appendTable(b, strs, nStrs, func(i int) string { return r.strs[i] })
+	b = binary.AppendUvarint(b, uint64(len(r.log)))
+	var ts, seq int64
+	for i := range r.log {
+		e := &r.log[i]
+		b = binary.AppendVarint(b, e.ts-ts)
+		b = binary.AppendVarint(b, e.seq-seq)
+		ts, seq = e.ts, e.seq
+		b = binary.AppendUvarint(b, uint64(names[e.name]))
+		b = binary.AppendUvarint(b, uint64(e.hi-e.lo))
+		for _, v := range r.vals[e.lo:e.hi] {
+			b = binary.AppendUvarint(b, uint64(exprs[v.expr]))
+			if v.str >= 0 {
+				b = binary.AppendUvarint(b, uint64(strs[v.str]))
+			}
+		}
+	}
+	return b
+}
+
+// resetMap returns (*m)[:n], every element -1, reusing *m's memory.
+func resetMap(m *[]int32, n int) []int32 {
+	if cap(*m) < n {
+		*m = make([]int32, n)
+	}
+	*m = (*m)[:n]
+	for i := range *m {
+		(*m)[i] = -1
+	}
+	return *m
+}
+
+// appendTable appends the n items of a table, item at[i] of index m[i]
+// for every i with m[i] >= 0.
+func appendTable(b []byte, m []int32, n int32, at func(int) string) []byte {
+	b = binary.AppendUvarint(b, uint64(n))
+	for want := int32(0); want < n; want++ {
+		for i, x := range m {
+			if x == want {
+				s := at(i)
+				b = binary.AppendUvarint(b, uint64(len(s)))
+				b = append(b, s...)
+				break
+			}
+		}
+	}
+	return b
+}
+
+// decodeLog reads what appendLog writes into r, mapping its names and
+// expressions to o's (see userRecord.decode).
+func (r *userRecord) decodeLog(rd *binReader, o *Operator) {
+	r.nextSeq = int64(rd.uvarint())
+	if r.nextSeq < 0 {
+		rd.fail("seq %d", r.nextSeq)
+	}
+	names := r.mapTable(rd, func(s []byte) int32 {
+		if i, ok := o.nameIndex(s); ok {
+			return i
+		}
+		return -1
+	})
+	var groupExpr []bool
+	exprs := r.mapTable(rd, func(s []byte) int32 {
+		groupExpr = append(groupExpr, bytes.HasPrefix(s, []byte("g:")))
+		if o != nil {
+			if i, ok := o.exprIdx[string(s)]; ok {
+				return int32(i)
+			}
+		}
+		return -1
+	})
+	nStrs := rd.count(1)
+	for range nStrs {
+		if rd.err != nil {
+			break
+		}
+		r.strs = append(r.strs, string(rd.bytes()))
+	}
+	var ts, seq int64
+	for n, i := rd.count(4), 0; i < n && rd.err == nil; i++ {
+		pts, pseq := ts, seq
+		ts, seq = rd.add(ts, rd.varint()), rd.add(seq, rd.varint())
+		if rd.err == nil && (seq < 1 || seq > r.nextSeq || i > 0 && (ts < pts || ts == pts && seq <= pseq)) {
+			rd.fail("log entry (%d, %d) out of order", ts, seq)
+		}
+		e := logEntry{ts: ts, seq: seq, name: -1, lo: int32(len(r.vals))}
+		if x := rd.uvarint(); x < uint64(len(names)) {
+			e.name = names[x]
+		} else {
+			rd.fail("name %d of %d", x, len(names))
+		}
+		for k := rd.count(1); k > 0 && rd.err == nil; k-- {
+			x := rd.uvarint()
+			if x >= uint64(len(exprs)) {
+				rd.fail("expression %d of %d", x, len(exprs))
+				break
+			}
+			v := entryVal{expr: exprs[x], str: -1}
+			if groupExpr[x] {
+				if si := rd.uvarint(); si < uint64(nStrs) {
+					v.str = int32(si)
+				} else {
+					rd.fail("string %d of %d", si, nStrs)
+				}
+			}
+			if v.expr >= 0 {
+				r.vals = append(r.vals, v)
+			}
+		}
+		e.hi = int32(len(r.vals))
+		if e.name < 0 {
+			r.vals = r.vals[:e.lo]
+			continue
+		}
+		r.log = append(r.log, e)
+	}
+}
+
+// mapTable reads a table of strings and returns, per item, index(item).
+func (r *userRecord) mapTable(rd *binReader, index func([]byte) int32) []int32 {
+	n := rd.count(1)
+	m := make([]int32, 0, n)
+	for range n {
+		if rd.err != nil {
+			break
+		}
+		m = append(m, index(rd.bytes()))
+	}
+	return m
+}
