@@ -180,10 +180,8 @@ func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]st
 		return groups[i-1]
 	}
 	n := r.count(2)
-	if cap(st.Events) < n+4 {
-		// Room for the events of a transaction: the state stays decoded
-		// in the transaction's buffer while its user's events are added.
-		st.Events = make([]stepEvent, 0, 2*n+8)
+	if cap(st.Events) < n {
+		st.Events = make([]stepEvent, 0, n)
 	}
 	st.Events = st.Events[:0]
 	ts := st.Latest

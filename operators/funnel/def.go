@@ -54,6 +54,8 @@ type Definition struct {
 	zoneSlot   int      // index of the zone among the operator's; spreads bucketCache entries
 	byName     []uint32 // stepsNamed by the operator's index of the event name
 	hasConds   bool     // some step has a when
+	hourly     bool     // Bucket == BucketHour
+	windowMS   int64    // Window in ms
 }
 
 // Step is one step of a funnel: an event name and an optional condition.
@@ -232,6 +234,7 @@ func (d *Definition) finish() {
 	if d.loc == nil {
 		d.loc = time.UTC
 	}
+	d.hourly, d.windowMS = d.Bucket == BucketHour, d.Window.Milliseconds()
 	d.usesProf = strings.Contains(d.GroupBy, "profile")
 	d.stepsNamed = map[string]uint32{}
 	for i, s := range d.Steps {
