@@ -196,8 +196,9 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	defer s.release()
 	m := &s.m
 	m.reset(ctx, ev, o)
+	name := o.nameIdx[ev.Name]
 	for _, f := range fs {
-		e, err := o.match(f, ev, m)
+		e, err := o.match(f, ev, name, m)
 		if err != nil {
 			return fmt.Errorf("funnel %s: %w", f.ID, err)
 		}
@@ -227,7 +228,7 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	}
 	var seq int64
 	if accepted {
-		seq = rec.insert(ev.TS, o.nameIdx[ev.Name], m.results(rec, o))
+		seq = rec.insert(ev.TS, name, m.results(rec, o))
 	}
 	for i := range s.hits {
 		h := &s.hits[i]
@@ -376,11 +377,11 @@ func (m *matcher) envFor(needProfile bool) (map[string]any, error) {
 	return m.env, nil
 }
 
-// match returns ev as a stepEvent of f: the steps it matches (Steps == 0 for
+// match returns ev, whose name has index name in o.events, as a stepEvent of f: the steps it matches (Steps == 0 for
 // none) and, if it matches step 1, its group.
-func (o *Operator) match(f *Definition, ev *engine.Event, m *matcher) (stepEvent, error) {
+func (o *Operator) match(f *Definition, ev *engine.Event, name int32, m *matcher) (stepEvent, error) {
 	e := stepEvent{TS: ev.TS}
-	named := f.stepsNamed[ev.Name]
+	named := f.byName[name]
 	for i := 0; named != 0; i++ {
 		bit := uint32(1) << i
 		if named&bit == 0 {
@@ -432,6 +433,9 @@ func (o *Operator) eval(f *Definition, i int, m *matcher) (bool, error) {
 // a runtime error gives "".
 func (o *Operator) group(f *Definition, m *matcher) (string, error) {
 	v := &m.vals[f.groupIdx]
+	if !v.done && f.groupProp != "" {
+		v.group, v.done = groupText(m.ev.Props[f.groupProp]), true
+	}
 	if !v.done {
 		env, err := m.envFor(f.usesProf)
 		if err != nil {
@@ -439,13 +443,7 @@ func (o *Operator) group(f *Definition, m *matcher) (string, error) {
 		}
 		var x any
 		if x, v.err = expr.Run(f.groupProg, env); v.err == nil {
-			switch x := x.(type) {
-			case nil:
-			case string:
-				v.group = x
-			default:
-				v.group = fmt.Sprint(x)
-			}
+			v.group = groupText(x)
 		}
 		v.done = true
 	}
@@ -454,6 +452,19 @@ func (o *Operator) group(f *Definition, m *matcher) (string, error) {
 		return "", nil
 	}
 	return v.group, nil
+}
+
+// groupText is the group of a group_by value: nil gives "", a string
+// itself, others fmt.Sprint.
+func groupText(x any) string {
+	switch x := x.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
+	}
 }
 
 // appendJSON appends the row as encoding/json encodes it, by hand when no
