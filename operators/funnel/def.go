@@ -65,6 +65,7 @@ type Definition struct {
 	byName     []uint32 // stepsNamed by the operator's index of the event name
 	hasConds   bool     // some step has a when
 	hourly     bool     // Bucket == BucketHour
+	ord        int      // index among the operator's funnels
 	groupProp  string   // group_by is event.props.<groupProp>: read it without the VM
 	windowMS   int64    // Window in ms
 }

@@ -132,7 +132,8 @@ func (o *Operator) index(exprs map[string]int) {
 	for i, name := range o.events {
 		o.nameIdx[name] = int32(i)
 	}
-	for _, f := range o.funnels {
+	for i, f := range o.funnels {
+		f.ord = i
 		f.byName = make([]uint32, len(o.events))
 		for name, m := range f.stepsNamed {
 			f.byName[o.nameIdx[name]] = m

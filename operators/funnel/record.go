@@ -61,6 +61,8 @@ type userRecord struct {
 	vals    []entryVal // the results of log entries, by logEntry.lo/hi
 	strs    []string   // group values referred to by vals
 	nextSeq int64      // the last seq given
+
+	partAt []int32 // by Definition.ord: the index of its part, -1 if none
 }
 
 // Layouts of a record part.
@@ -97,6 +99,7 @@ type legacyRaw struct {
 func (r *userRecord) load(ctx *engine.Context, o *Operator) error {
 	r.parts, r.cur, r.dirty = r.parts[:0], 0, false
 	r.log, r.vals, r.strs, r.nextSeq = r.log[:0], r.vals[:0], r.strs[:0], 0
+	resetMap(&r.partAt, len(o.funnels))
 	b, err := ctx.Get(recordSub)
 	if err != nil || b == nil {
 		return err
@@ -144,8 +147,11 @@ func (r *userRecord) decode(b []byte, o *Operator) error {
 
 func (r *userRecord) finishDecode(o *Operator) error {
 	if o != nil {
+		resetMap(&r.partAt, len(o.funnels))
 		for i := range r.parts {
-			r.parts[i].def = o.byID[string(r.parts[i].id)]
+			if d := o.byID[string(r.parts[i].id)]; d != nil {
+				r.parts[i].def, r.partAt[d.ord] = d, int32(i)
+			}
 		}
 	}
 	return r.checkSorted()
@@ -178,9 +184,24 @@ func (r *userRecord) find(id string) (int, bool) {
 // found is false if the user had none, and the state is then a new, empty
 // part of the record.
 func (r *userRecord) state(d *Definition, t *txnState, s *scratch) (st *userState, found bool, err error) {
-	i, ok := r.find(d.ID)
+	var i int
+	ok := false
+	if d.ord < len(r.partAt) {
+		i, ok = int(r.partAt[d.ord]), r.partAt[d.ord] >= 0
+	}
+	if !ok {
+		i, ok = r.find(d.ID)
+	}
 	if !ok {
 		r.parts = slices.Insert(r.parts, i, recordPart{id: []byte(d.ID), st: t.newState(), def: d})
+		for k, at := range r.partAt {
+			if int(at) >= i {
+				r.partAt[k]++
+			}
+		}
+		if d.ord < len(r.partAt) {
+			r.partAt[d.ord] = int32(i)
+		}
 		return r.parts[i].st, false, nil
 	}
 	p := &r.parts[i]

@@ -33,6 +33,8 @@ type userState struct {
 	Counted []counted
 	Since   int64   // the seq of the log entry that created the part
 	Except  []int64 // seqs of log entries too late for this funnel
+
+	countedBuf [2]counted // Counted's memory while it is short
 }
 
 // stepEvent is an accepted event that matched at least one step.
