@@ -12,6 +12,7 @@ package funnel
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math/bits"
 	"net/url"
 	"sort"
@@ -57,7 +58,7 @@ type Operator struct {
 	events  []string // sorted keys of byEvent
 
 	nExprs       int              // distinct conditions and group_by expressions
-	exprKeys     []string         // "w:"/"g:" + source, by index
+	exprKeys     []string         // stored keys (exprKey), by index
 	exprIdx      map[string]int   // the inverse of exprKeys
 	nameIdx      map[string]int32 // index in events
 	maxRetention int64            // the longest retention() of the funnels
@@ -117,16 +118,20 @@ func New(docs []defs.Doc, opts Options) (*Operator, error) {
 	}
 	sort.Strings(o.events)
 	o.index(exprs)
+	if len(o.exprIdx) != len(exprs) {
+		return nil, fmt.Errorf("building funnels: two distinct expressions have the same 64-bit hash; change one")
+	}
 	return o, nil
 }
 
 // index fills the tables that map the shared log's names and expressions
 // to the funnels' steps.
 func (o *Operator) index(exprs map[string]int) {
-	o.nExprs, o.exprIdx = len(exprs), exprs
+	o.nExprs, o.exprIdx = len(exprs), make(map[string]int, len(exprs))
 	o.exprKeys = make([]string, len(exprs))
 	for k, i := range exprs {
-		o.exprKeys[i] = k
+		o.exprKeys[i] = exprKey(k)
+		o.exprIdx[o.exprKeys[i]] = i
 	}
 	o.nameIdx = make(map[string]int32, len(o.events))
 	for i, name := range o.events {
@@ -143,6 +148,17 @@ func (o *Operator) index(exprs map[string]int) {
 		}
 		o.maxRetention = max(o.maxRetention, f.retention())
 	}
+}
+
+// exprKey is how the shared log names an expression ("w:" or "g:" then its
+// source) in a record: its kind letter then the FNV-1a hash of the whole,
+// 9 bytes instead of the source, which would be most of a small record.
+// Two sources with the same 64-bit hash would share their stored results;
+// New refuses definitions where that happens.
+func exprKey(k string) string {
+	h := fnv.New64a()
+	h.Write([]byte(k))
+	return string(h.Sum([]byte{k[0]}))
 }
 
 // nameIndex returns the index of an event name in o.events; o may be nil.

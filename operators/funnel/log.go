@@ -1,7 +1,6 @@
 package funnel
 
 import (
-	"bytes"
 	"encoding/binary"
 	"slices"
 	"sort"
@@ -246,10 +245,19 @@ func (r *userRecord) appendLog(b []byte, o *Operator, s *scratch) []byte {
 	for i := range r.log {
 		e := &r.log[i]
 		b = binary.AppendVarint(b, e.ts-ts)
-		b = binary.AppendVarint(b, e.seq-seq)
+		nv := int64(e.hi - e.lo)
+		head := (int64(names[e.name])<<2 | min(nv, 3)) << 1
+		if e.seq != seq+1 {
+			head |= 1
+		}
+		b = binary.AppendUvarint(b, uint64(head))
+		if head&1 != 0 {
+			b = binary.AppendVarint(b, e.seq-seq)
+		}
+		if nv >= 3 {
+			b = binary.AppendUvarint(b, uint64(nv-3))
+		}
 		ts, seq = e.ts, e.seq
-		b = binary.AppendUvarint(b, uint64(names[e.name]))
-		b = binary.AppendUvarint(b, uint64(e.hi-e.lo))
 		for _, v := range r.vals[e.lo:e.hi] {
 			b = binary.AppendUvarint(b, uint64(exprs[v.expr]))
 			if v.str >= 0 {
@@ -304,7 +312,7 @@ func (r *userRecord) decodeLog(rd *binReader, o *Operator) {
 	})
 	var groupExpr []bool
 	exprs := r.mapTable(rd, func(s []byte) int32 {
-		groupExpr = append(groupExpr, bytes.HasPrefix(s, []byte("g:")))
+		groupExpr = append(groupExpr, len(s) > 0 && s[0] == 'g')
 		if o != nil {
 			if i, ok := o.exprIdx[string(s)]; ok {
 				return int32(i)
@@ -320,19 +328,29 @@ func (r *userRecord) decodeLog(rd *binReader, o *Operator) {
 		r.strs = append(r.strs, string(rd.bytes()))
 	}
 	var ts, seq int64
-	for n, i := rd.count(4), 0; i < n && rd.err == nil; i++ {
+	for n, i := rd.count(2), 0; i < n && rd.err == nil; i++ {
 		pts, pseq := ts, seq
-		ts, seq = rd.add(ts, rd.varint()), rd.add(seq, rd.varint())
+		ts = rd.add(ts, rd.varint())
+		head := rd.uvarint()
+		if head&1 != 0 {
+			seq = rd.add(seq, rd.varint())
+		} else {
+			seq = rd.add(seq, 1)
+		}
+		nv := int((head >> 1) & 3)
+		if nv == 3 {
+			nv += rd.count(1)
+		}
 		if rd.err == nil && (seq < 1 || seq > r.nextSeq || i > 0 && (ts < pts || ts == pts && seq <= pseq)) {
 			rd.fail("log entry (%d, %d) out of order", ts, seq)
 		}
 		e := logEntry{ts: ts, seq: seq, name: -1, lo: int32(len(r.vals))}
-		if x := rd.uvarint(); x < uint64(len(names)) {
+		if x := head >> 3; x < uint64(len(names)) {
 			e.name = names[x]
 		} else {
 			rd.fail("name %d of %d", x, len(names))
 		}
-		for k := rd.count(1); k > 0 && rd.err == nil; k-- {
+		for k := nv; k > 0 && rd.err == nil; k-- {
 			x := rd.uvarint()
 			if x >= uint64(len(exprs)) {
 				rd.fail("expression %d of %d", x, len(exprs))

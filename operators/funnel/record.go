@@ -37,12 +37,14 @@ const logLayout = 3
 //
 // Layout: ValueVersion, binaryMark, 0, logLayout, then uvarints unless
 // said otherwise: the last seq given; the tables of event names,
-// expression keys ("w:"/"g:" and the source) and group strings, each a
+// expression keys (exprKey) and group strings, each a
 // count then (length, bytes) per item; the count of log entries, then per
-// entry its ts and seq as varint deltas from the previous entry's, its name
-// (table index) and its results: their count, then per result the
-// expression (table index) and, for a group_by, the string (table index);
-// finally the number of parts, then per part its funnel id and its
+// entry: its ts as a varint delta from the previous entry's; a head,
+// (name << 2 | min(results, 3)) << 1, plus 1 if its seq is not the
+// previous entry's + 1, where name is a table index; then the seq's varint
+// delta if the head says so; the number of results − 3 if it is 3 or
+// more; then per result the expression (table index) and, for a group_by,
+// the string (table index); finally the number of parts, then per part its funnel id and its
 // userState (a Since, the count of Except and its seqs, then the binary
 // layout of binary.go), each preceded by its length in bytes.
 //
