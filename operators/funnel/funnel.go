@@ -254,7 +254,20 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 		h.hi = len(s.changes)
 	}
 	buf.add(s)
-	return nil
+	// Pruned on every event, not once per transaction, so that the record
+	// is a function of the user's events, wherever transactions end (the
+	// restore digests of the fault campaign compare records at the same
+	// offset across runs).
+	return rec.pruneLog(o.maxRetention, func() error {
+		for i := range rec.parts {
+			if d := rec.parts[i].def; d != nil {
+				if _, _, err := rec.state(d, buf, s); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // scratch is the reusable memory of one OnEvent or Flush call.

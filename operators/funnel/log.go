@@ -160,8 +160,8 @@ const logSlack = 4
 // defined funnels behind the newest entry, once the oldest is a quarter of
 // that retention past it. An entry a part still needs (a funnel whose
 // latest is older than the others') moves into that part's own events
-// first, so every funnel keeps exactly its events. decoded must decode
-// every part of the record.
+// first, so every funnel keeps exactly its events. decodeAll must decode
+// every part of the record. It runs after every event (see OnEvent).
 func (r *userRecord) pruneLog(maxRetention int64, decodeAll func() error) error {
 	if len(r.log) == 0 {
 		return nil
@@ -174,6 +174,7 @@ func (r *userRecord) pruneLog(maxRetention int64, decodeAll func() error) error 
 	if err := decodeAll(); err != nil {
 		return err
 	}
+	r.dirty = true
 	k := sort.Search(len(r.log), func(i int) bool { return r.log[i].ts >= cut })
 	for i := range r.parts {
 		p := &r.parts[i]

@@ -272,24 +272,11 @@ func (r *userRecord) hasSeq(seq int64) bool {
 }
 
 // encode returns the record in the shared-log layout, without the parts of
-// funnels that are no longer defined, pruning the log first. Decoded parts
+// funnels that are no longer defined. Decoded parts
 // and parts of earlier layouts are encoded; the others are copied as they
 // are. The record must not be used after: its decoded parts are not
 // written back to raw.
 func (r *userRecord) encode(o *Operator, t *txnState, s *scratch) ([]byte, error) {
-	err := r.pruneLog(o.maxRetention, func() error {
-		for i := range r.parts {
-			if d := r.parts[i].def; d != nil {
-				if _, _, err := r.state(d, t, s); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
 	size, n := 4+2*binary.MaxVarintLen64+len(r.log)*8+len(r.vals)*4, 0
 	for _, p := range r.parts {
 		if p.def != nil {
