@@ -74,17 +74,41 @@ func (st *userState) appendBinary(b []byte, groups []string) ([]byte, []string) 
 	b = binary.AppendUvarint(b, uint64(len(st.Counted)))
 	for i := range st.Counted {
 		c := &st.Counted[i]
-		if v, ok := packLabel(c.Bucket); ok {
-			b = binary.AppendUvarint(b, v<<1|1)
-		} else {
-			b = binary.AppendUvarint(b, uint64(len(c.Bucket))<<1)
-			b = append(b, c.Bucket...)
-		}
+		b = appendLabel(b, c.Bucket)
 		b = binary.AppendUvarint(b, index(c.Group))
 		b = binary.AppendUvarint(b, uint64(c.Depth))
 		b = binary.AppendVarint(b, c.End-st.Latest)
 	}
 	return b, groups
+}
+
+// appendLabel appends a bucket label: 2·packLabel+1 for a label of the
+// usual form, else 2·len then its bytes.
+func appendLabel(b []byte, label string) []byte {
+	if v, ok := packLabel(label); ok {
+		return binary.AppendUvarint(b, v<<1|1)
+	}
+	b = binary.AppendUvarint(b, uint64(len(label))<<1)
+	return append(b, label...)
+}
+
+// label reads what appendLabel writes.
+func (r *binReader) label(in *interner) string {
+	v := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if v&1 != 0 {
+		var buf [16]byte
+		return in.str(unpackLabel(buf[:0], v>>1))
+	}
+	if v>>1 > uint64(len(r.b)) {
+		r.fail("label of %d bytes exceeds the value", v>>1)
+		return ""
+	}
+	s := in.str(r.b[:v>>1])
+	r.b = r.b[v>>1:]
+	return s
 }
 
 // binReader reads varints and strings from a byte slice, keeping the first
@@ -205,16 +229,7 @@ func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]st
 	}
 	st.Counted = st.Counted[:0]
 	for ; n > 0 && r.err == nil; n-- {
-		var c counted
-		if v := r.uvarint(); v&1 != 0 {
-			var buf [16]byte
-			c.Bucket = in.str(unpackLabel(buf[:0], v>>1))
-		} else if v>>1 > uint64(len(r.b)) {
-			r.fail("label of %d bytes exceeds the value", v>>1)
-		} else {
-			c.Bucket = in.str(r.b[:v>>1])
-			r.b = r.b[v>>1:]
-		}
+		c := counted{Bucket: r.label(in)}
 		c.Group = groupAt(r.uvarint())
 		depth := r.uvarint()
 		if r.err == nil && depth > MaxSteps {

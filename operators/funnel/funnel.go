@@ -320,7 +320,7 @@ func (o *Operator) update(ctx *engine.Context, rec *userRecord, s *scratch, h *h
 	if h.late {
 		if seq != 0 {
 			st.Except = append(st.Except, seq)
-			rec.dirty = true
+			st.changed, rec.dirty = true, true
 		}
 		o.late.Add(1)
 		ctx.Logger().Debug("dropping late funnel event", "funnel", d.ID, "user", ctx.UserID(),
@@ -328,8 +328,9 @@ func (o *Operator) update(ctx *engine.Context, rec *userRecord, s *scratch, h *h
 		return
 	}
 	if !h.found {
-		st.Since = seq
+		st.Since, st.changed = seq, true
 	}
+	lo := len(s.changes)
 	inOrder := !h.found || ev.TS >= st.Latest
 	st.Latest = max(st.Latest, ev.TS)
 	later := h.e.Steps &^ 1
@@ -343,6 +344,7 @@ func (o *Operator) update(ctx *engine.Context, rec *userRecord, s *scratch, h *h
 		s.view, p = rec.view(d, st, seq, s.view[:0])
 		s.changes = st.recount(d, s.view, p, later == 0, s.changes, &s.buckets)
 	}
+	st.changed = st.changed || len(s.changes) > lo
 	st.prune(d)
 	rec.dirty = true
 }

@@ -58,6 +58,7 @@ func (d *downgrader) downgrade(b []byte) []byte {
 		if err := st.decodePart(p, &s); err != nil {
 			d.t.Fatalf("decoding part: %v", err)
 		}
+		st.Latest = rec.latestOf(p.def, st)
 		evs, _ := rec.view(p.def, st, -1, nil)
 		flat := &userState{Latest: st.Latest, Events: evs, Counted: st.Counted}
 		raw, _ := flat.appendBinary(nil, nil)

@@ -2,6 +2,7 @@ package funnel
 
 import (
 	"encoding/binary"
+	"math"
 	"slices"
 	"sort"
 )
@@ -193,8 +194,10 @@ func (r *userRecord) pruneLog(maxRetention int64, decodeAll func() error) error 
 			}
 		}
 		if len(moved) > 0 {
-			p.st.Events = mergeEvents(p.st.Events, moved)
+			p.st.Events, p.st.changed = mergeEvents(p.st.Events, moved), true
 		}
+		// Except loses the seqs of the dropped entries.
+		p.st.changed = p.st.changed || len(p.st.Except) > 0
 	}
 	r.log = append(r.log[:0], r.log[k:]...)
 	return nil
@@ -389,4 +392,177 @@ func (r *userRecord) mapTable(rd *binReader, index func([]byte) int32) []int32 {
 		m = append(m, index(rd.bytes()))
 	}
 	return m
+}
+
+// latestOf returns the latest ts among the funnel's events: those of its
+// own and the log entries it accepted. The latest is never pruned (every
+// cutoff is a retention behind it) and moves to Events when the log drops
+// it, so it is one of them; it is 0 if the funnel has none. Cost: a scan
+// of the log from its end to the first entry the funnel accepted.
+func (r *userRecord) latestOf(d *Definition, st *userState) int64 {
+	latest, found := int64(0), false
+	if n := len(st.Events); n > 0 {
+		latest, found = st.Events[n-1].TS, true
+	}
+	for i := len(r.log) - 1; i >= 0; i-- {
+		e := &r.log[i]
+		if found && e.ts <= latest {
+			break
+		}
+		if e.seq >= st.Since && r.mask(d, e) != 0 && !slices.Contains(st.Except, e.seq) {
+			return e.ts
+		}
+	}
+	return latest
+}
+
+// The layout of a part of a record with a shared log (partLog), uvarints
+// unless said otherwise:
+//
+//	Since, then the count of Except and its seqs
+//	nGroups, then nGroups × (len, bytes)      distinct non-empty groups
+//	nEvents, then per own event:
+//	  its TS as a varint (the first) or a varint delta from the previous,
+//	  Steps<<4 | min(g, 15), then g − 15 if g ≥ 15, where g is the group:
+//	  0 for "", else 1 + its index in the groups
+//	nCounted, then per entry:
+//	  bucket (as in binary.go), g, Depth, then End as a varint: 2·End/60000
+//	  if End is a whole minute, else 2·End+1
+//
+// Latest is not stored: it is derived from the log (latestOf), so a part
+// that an event leaves unchanged but for Latest is copied as it was.
+
+// appendLogPart appends st in the part layout to b.
+func (st *userState) appendLogPart(b []byte, r *userRecord, groups []string) ([]byte, []string) {
+	b = binary.AppendUvarint(b, uint64(st.Since))
+	n := 0
+	for _, seq := range st.Except {
+		if r.hasSeq(seq) {
+			st.Except[n] = seq
+			n++
+		}
+	}
+	st.Except = st.Except[:n]
+	b = binary.AppendUvarint(b, uint64(n))
+	for _, seq := range st.Except {
+		b = binary.AppendUvarint(b, uint64(seq))
+	}
+	groups = st.groupTable(groups[:0])
+	b = binary.AppendUvarint(b, uint64(len(groups)))
+	for _, g := range groups {
+		b = binary.AppendUvarint(b, uint64(len(g)))
+		b = append(b, g...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(st.Events)))
+	ts := int64(0)
+	for i := range st.Events {
+		e := &st.Events[i]
+		b = binary.AppendVarint(b, e.TS-ts)
+		g := groupIndex(groups, e.Group)
+		b = binary.AppendUvarint(b, uint64(e.Steps)<<4|min(g, 15))
+		if g >= 15 {
+			b = binary.AppendUvarint(b, g-15)
+		}
+		ts = e.TS
+	}
+	b = binary.AppendUvarint(b, uint64(len(st.Counted)))
+	for i := range st.Counted {
+		c := &st.Counted[i]
+		b = appendLabel(b, c.Bucket)
+		b = binary.AppendUvarint(b, groupIndex(groups, c.Group))
+		b = binary.AppendUvarint(b, uint64(c.Depth))
+		if c.End%minuteMs == 0 {
+			b = binary.AppendVarint(b, c.End/minuteMs*2)
+		} else {
+			b = binary.AppendVarint(b, c.End*2+1)
+		}
+	}
+	return b, groups
+}
+
+// groupTable appends st's distinct non-empty groups to groups, in order of
+// first use (events, then counted).
+func (st *userState) groupTable(groups []string) []string {
+	add := func(g string) {
+		if g != "" && !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	for i := range st.Events {
+		add(st.Events[i].Group)
+	}
+	for i := range st.Counted {
+		add(st.Counted[i].Group)
+	}
+	return groups
+}
+
+// groupIndex is g's number in a part: 0 for "", else 1 + its index.
+func groupIndex(groups []string, g string) uint64 {
+	if g == "" {
+		return 0
+	}
+	return uint64(slices.Index(groups, g) + 1)
+}
+
+// decodeLogPart reads what appendLogPart writes into st, but Latest.
+func (st *userState) decodeLogPart(b []byte, groups []string, in *interner) ([]string, error) {
+	rd := &binReader{b: b}
+	st.Since = int64(rd.uvarint())
+	for n := rd.count(1); n > 0 && rd.err == nil; n-- {
+		st.Except = append(st.Except, int64(rd.uvarint()))
+	}
+	groups = groups[:0]
+	for n := rd.count(1); n > 0 && rd.err == nil; n-- {
+		groups = append(groups, in.str(rd.bytes()))
+	}
+	groupAt := func(i uint64) string {
+		if i == 0 || rd.err != nil {
+			return ""
+		}
+		if i > uint64(len(groups)) {
+			rd.fail("group %d of %d", i, len(groups))
+			return ""
+		}
+		return groups[i-1]
+	}
+	n := rd.count(2)
+	if cap(st.Events) < n {
+		st.Events = make([]stepEvent, 0, n)
+	}
+	ts := int64(0)
+	for i := 0; i < n && rd.err == nil; i++ {
+		ts = rd.add(ts, rd.varint())
+		v := rd.uvarint()
+		steps, g := v>>4, v&15
+		if g == 15 {
+			g += rd.uvarint()
+		}
+		if rd.err == nil && (steps == 0 || steps > math.MaxUint32 || i > 0 && ts < st.Events[i-1].TS) {
+			rd.fail("event %d: step mask %d, ts %d", i, steps, ts)
+		}
+		st.Events = append(st.Events, stepEvent{TS: ts, Steps: uint32(steps), Group: groupAt(g)})
+	}
+	for n := rd.count(4); n > 0 && rd.err == nil; n-- {
+		c := counted{Bucket: rd.label(in)}
+		c.Group = groupAt(rd.uvarint())
+		depth := rd.uvarint()
+		if rd.err == nil && depth > MaxSteps {
+			rd.fail("depth %d", depth)
+		}
+		c.Depth = int(depth)
+		if x := rd.varint(); x&1 == 0 {
+			if x/2 > math.MaxInt64/minuteMs || x/2 < math.MinInt64/minuteMs {
+				rd.fail("end %d", x)
+			}
+			c.End = x / 2 * minuteMs
+		} else {
+			c.End = (x - 1) / 2
+		}
+		st.Counted = append(st.Counted, c)
+	}
+	if rd.err == nil && len(rd.b) != 0 {
+		rd.fail("%d trailing bytes", len(rd.b))
+	}
+	return groups, rd.err
 }

@@ -214,6 +214,9 @@ func (r *userRecord) state(d *Definition, t *txnState, s *scratch) (st *userStat
 	if err := st.decodePart(p, s); err != nil {
 		return nil, false, err
 	}
+	if p.layout == partLog {
+		st.Latest = r.latestOf(d, st)
+	}
 	p.st = st
 	return st, true, nil
 }
@@ -227,38 +230,12 @@ func (st *userState) decodePart(p *recordPart, s *scratch) error {
 	case partBinary:
 		s.groups, err = st.decodeBinary(p.raw, s.groups, &s.strs)
 	default:
-		rd := &binReader{b: p.raw}
-		st.Since = int64(rd.uvarint())
-		for n := rd.count(1); n > 0 && rd.err == nil; n-- {
-			st.Except = append(st.Except, int64(rd.uvarint()))
-		}
-		if err = rd.err; err == nil {
-			s.groups, err = st.decodeBinary(rd.b, s.groups, &s.strs)
-		}
+		s.groups, err = st.decodeLogPart(p.raw, s.groups, &s.strs)
 	}
 	if err != nil {
 		return fmt.Errorf("decoding funnel state: %w: %w", state.ErrBadValue, err)
 	}
 	return nil
-}
-
-// appendPart appends st in the part layout to b.
-func (st *userState) appendPart(b []byte, r *userRecord, s *scratch) []byte {
-	b = binary.AppendUvarint(b, uint64(st.Since))
-	n := 0
-	for _, seq := range st.Except {
-		if r.hasSeq(seq) {
-			st.Except[n] = seq
-			n++
-		}
-	}
-	st.Except = st.Except[:n]
-	b = binary.AppendUvarint(b, uint64(n))
-	for _, seq := range st.Except {
-		b = binary.AppendUvarint(b, uint64(seq))
-	}
-	b, s.groups = st.appendBinary(b, s.groups)
-	return b
 }
 
 // hasSeq reports whether the log holds the entry of seq.
@@ -294,14 +271,13 @@ func (r *userRecord) encode(o *Operator, t *txnState, s *scratch) ([]byte, error
 			continue
 		}
 		if p.st == nil && p.layout != partLog {
-			p.st = t.newState()
-			if err := p.st.decodePart(p, s); err != nil {
+			if _, _, err := r.state(p.def, t, s); err != nil {
 				return nil, err
 			}
 		}
 		raw := p.raw
-		if p.st != nil {
-			s.arena = p.st.appendPart(s.arena[:0], r, s)
+		if p.st != nil && (p.st.changed || p.layout != partLog) {
+			s.arena, s.groups = p.st.appendLogPart(s.arena[:0], r, s.groups)
 			raw = s.arena
 		}
 		b = binary.AppendUvarint(b, uint64(len(p.id)))

@@ -34,6 +34,7 @@ type userState struct {
 	Since   int64   // the seq of the log entry that created the part
 	Except  []int64 // seqs of log entries too late for this funnel
 
+	changed    bool       // since decoded, in more than Latest
 	countedBuf [2]counted // Counted's memory while it is short
 }
 
@@ -166,12 +167,16 @@ func (st *userState) prune(d *Definition) {
 	k := sort.Search(len(st.Events), func(i int) bool { return st.Events[i].TS >= cutoff })
 	if k > 0 {
 		st.Events = append(st.Events[:0], st.Events[k:]...)
+		st.changed = true
 	}
 	kept := st.Counted[:0]
 	for _, c := range st.Counted {
 		if c.End > cutoff {
 			kept = append(kept, c)
 		}
+	}
+	if len(kept) != len(st.Counted) {
+		st.changed = true
 	}
 	st.Counted = kept
 }
