@@ -59,18 +59,7 @@ func (st *userState) appendBinary(b []byte, groups []string) ([]byte, []string) 
 		b = binary.AppendUvarint(b, uint64(len(g)))
 		b = append(b, g...)
 	}
-	b = binary.AppendUvarint(b, uint64(len(st.Events)))
-	ts := st.Latest
-	for i := range st.Events {
-		e := &st.Events[i]
-		b = binary.AppendVarint(b, e.TS-ts)
-		g := index(e.Group)
-		b = binary.AppendUvarint(b, uint64(e.Steps)<<4|min(g, 15))
-		if g >= 15 {
-			b = binary.AppendUvarint(b, g-15)
-		}
-		ts = e.TS
-	}
+	b = appendEvents(b, st.Events, st.Latest, index)
 	b = binary.AppendUvarint(b, uint64(len(st.Counted)))
 	for i := range st.Counted {
 		c := &st.Counted[i]
@@ -80,6 +69,46 @@ func (st *userState) appendBinary(b []byte, groups []string) ([]byte, []string) 
 		b = binary.AppendVarint(b, c.End-st.Latest)
 	}
 	return b, groups
+}
+
+// appendEvents appends the count of evs, then each event: its TS as a
+// varint delta from the previous one's (from ts for the first), then
+// Steps<<4 | min(g, 15), then g − 15 if g ≥ 15, where g = index(Group).
+func appendEvents(b []byte, evs []stepEvent, ts int64, index func(string) uint64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(evs)))
+	for i := range evs {
+		e := &evs[i]
+		b = binary.AppendVarint(b, e.TS-ts)
+		g := index(e.Group)
+		b = binary.AppendUvarint(b, uint64(e.Steps)<<4|min(g, 15))
+		if g >= 15 {
+			b = binary.AppendUvarint(b, g-15)
+		}
+		ts = e.TS
+	}
+	return b
+}
+
+// groupTable appends a part's table of groups (count, then length and
+// bytes each) to groups.
+func (r *binReader) groupTable(groups []string, in *interner) []string {
+	for n := r.count(1); n > 0 && r.err == nil; n-- {
+		groups = append(groups, in.str(r.bytes()))
+	}
+	return groups
+}
+
+// groupAt returns the group numbered i in a part: "" for 0, else
+// groups[i-1].
+func (r *binReader) groupAt(groups []string, i uint64) string {
+	if i == 0 || r.err != nil {
+		return ""
+	}
+	if i > uint64(len(groups)) {
+		r.fail("group %d of %d", i, len(groups))
+		return ""
+	}
+	return groups[i-1]
 }
 
 // appendLabel appends a bucket label: 2·packLabel+1 for a label of the
@@ -189,20 +218,8 @@ func (r *binReader) add(a, b int64) int64 {
 func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]string, error) {
 	r := &binReader{b: b}
 	st.Latest = r.varint()
-	groups = groups[:0]
-	for n := r.count(1); n > 0 && r.err == nil; n-- {
-		groups = append(groups, in.str(r.bytes()))
-	}
-	groupAt := func(i uint64) string {
-		if i == 0 || r.err != nil {
-			return ""
-		}
-		if i > uint64(len(groups)) {
-			r.fail("group %d of %d", i, len(groups))
-			return ""
-		}
-		return groups[i-1]
-	}
+	groups = r.groupTable(groups[:0], in)
+	groupAt := func(i uint64) string { return r.groupAt(groups, i) }
 	n := r.count(2)
 	if cap(st.Events) < n {
 		st.Events = make([]stepEvent, 0, n)

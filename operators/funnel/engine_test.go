@@ -35,16 +35,7 @@ func TestManyEventsPerTransactionMatchReference(t *testing.T) {
 		src = append(src, f.yaml())
 	}
 	op := mustNew(t, strings.Join(src, "---\n"))
-
-	b := kafkatest.Start(t, broker.Options{})
-	addrs := b.Addrs()
-	kafkatest.CreateTopic(t, addrs, "events", 1, nil)
-	wire := make([]kafkatest.Event, len(evs))
-	for i, e := range evs {
-		wire[i] = kafkatest.Event{UserID: e.UserID, Event: e.Name, TS: e.TS, Props: e.Props, EventID: fmt.Sprint(i)}
-	}
-	kafkatest.ProduceEvents(t, addrs, "events", wire)
-	runEngineUntilCommitted(t, addrs, op, int64(len(evs)), 0)
+	addrs := runThroughEngine(t, op, evs, 0)
 
 	rows := map[string]Row{}
 	for _, r := range kafkatest.ReadCommitted(t, addrs, DefaultAggregatesTopic) {
@@ -73,23 +64,22 @@ func TestRecordsDoNotDependOnTransactions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker and an engine")
 	}
-	var fs []refFunnel
-	var evs []engine.Event
-	for seed := range 8 {
-		cfs, cevs := quietCase(rand.New(rand.NewPCG(uint64(seed), 19)), 60, 0)
-		for _, f := range cfs {
-			f.id = fmt.Sprintf("s%d-%s", seed, f.id)
-			fs = append(fs, f)
-		}
-		for _, e := range cevs {
-			e.UserID = fmt.Sprintf("s%d-%s", seed, e.UserID)
-			evs = append(evs, e)
-		}
-	}
+	fs, evs := combine(8, func(seed int) ([]refFunnel, []engine.Event) {
+		return quietCase(rand.New(rand.NewPCG(uint64(seed), 19)), 60, 0)
+	})
 	var src []string
 	for _, f := range fs {
 		src = append(src, f.yaml())
 	}
+	addrs := runThroughEngine(t, mustNew(t, strings.Join(src, "---\n")), evs, 5)
+	checkRecordsAsLocal(t, addrs, strings.Join(src, "---\n"), evs)
+}
+
+// runThroughEngine starts a broker, produces evs to "events" and runs op in
+// an engine until all are committed (runEngineUntilCommitted); it returns
+// the broker's addresses.
+func runThroughEngine(t *testing.T, op *Operator, evs []engine.Event, commitRecords int) []string {
+	t.Helper()
 	b := kafkatest.Start(t, broker.Options{})
 	addrs := b.Addrs()
 	kafkatest.CreateTopic(t, addrs, "events", 1, nil)
@@ -98,8 +88,8 @@ func TestRecordsDoNotDependOnTransactions(t *testing.T) {
 		wire[i] = kafkatest.Event{UserID: e.UserID, Event: e.Name, TS: e.TS, Props: e.Props, EventID: fmt.Sprint(i)}
 	}
 	kafkatest.ProduceEvents(t, addrs, "events", wire)
-	runEngineUntilCommitted(t, addrs, mustNew(t, strings.Join(src, "---\n")), int64(len(evs)), 5)
-	checkRecordsAsLocal(t, addrs, strings.Join(src, "---\n"), evs)
+	runEngineUntilCommitted(t, addrs, op, int64(len(evs)), commitRecords)
+	return addrs
 }
 
 // checkRecordsAsLocal compares the users' records in the changelog, written
@@ -151,10 +141,17 @@ func checkRecordsAsLocal(t *testing.T, addrs []string, defs string, evs []engine
 // combinedCases joins n random reference cases into one: funnel ids and
 // users get the case's number, so every funnel sees every case's events.
 func combinedCases(n int) ([]refFunnel, []engine.Event) {
+	return combine(n, func(seed int) ([]refFunnel, []engine.Event) {
+		return randomCase(rand.New(rand.NewPCG(uint64(seed), 11)))
+	})
+}
+
+// combine joins the n cases gen returns for seeds 0..n-1 (combinedCases).
+func combine(n int, gen func(seed int) ([]refFunnel, []engine.Event)) ([]refFunnel, []engine.Event) {
 	var fs []refFunnel
 	var evs []engine.Event
 	for seed := range n {
-		cfs, cevs := randomCase(rand.New(rand.NewPCG(uint64(seed), 11)))
+		cfs, cevs := gen(seed)
 		for _, f := range cfs {
 			f.id = fmt.Sprintf("s%d-%s", seed, f.id)
 			fs = append(fs, f)

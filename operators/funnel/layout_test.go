@@ -98,12 +98,7 @@ func TestEarlierLayoutsMatchReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows := map[string]Row{}
-		for i, e := range evs {
-			if err := processInto(t, l, e, rows); err != nil {
-				t.Fatalf("seed %d: processing event %d: %v", seed, i, err)
-			}
-		}
+		rows := processAll(t, seed, l, evs)
 		l.Close()
 		if want, _ := reference(fs, evs); !reflect.DeepEqual(countsOf(rows), want) {
 			t.Fatalf("seed %d (msgpack %v):\n got  %v\n want %v", seed, d.msgpack, countsOf(rows), want)

@@ -453,18 +453,7 @@ func (st *userState) appendLogPart(b []byte, r *userRecord, groups []string) ([]
 		b = binary.AppendUvarint(b, uint64(len(g)))
 		b = append(b, g...)
 	}
-	b = binary.AppendUvarint(b, uint64(len(st.Events)))
-	ts := int64(0)
-	for i := range st.Events {
-		e := &st.Events[i]
-		b = binary.AppendVarint(b, e.TS-ts)
-		g := groupIndex(groups, e.Group)
-		b = binary.AppendUvarint(b, uint64(e.Steps)<<4|min(g, 15))
-		if g >= 15 {
-			b = binary.AppendUvarint(b, g-15)
-		}
-		ts = e.TS
-	}
+	b = appendEvents(b, st.Events, 0, func(g string) uint64 { return groupIndex(groups, g) })
 	b = binary.AppendUvarint(b, uint64(len(st.Counted)))
 	for i := range st.Counted {
 		c := &st.Counted[i]
@@ -512,20 +501,8 @@ func (st *userState) decodeLogPart(b []byte, groups []string, in *interner) ([]s
 	for n := rd.count(1); n > 0 && rd.err == nil; n-- {
 		st.Except = append(st.Except, int64(rd.uvarint()))
 	}
-	groups = groups[:0]
-	for n := rd.count(1); n > 0 && rd.err == nil; n-- {
-		groups = append(groups, in.str(rd.bytes()))
-	}
-	groupAt := func(i uint64) string {
-		if i == 0 || rd.err != nil {
-			return ""
-		}
-		if i > uint64(len(groups)) {
-			rd.fail("group %d of %d", i, len(groups))
-			return ""
-		}
-		return groups[i-1]
-	}
+	groups = rd.groupTable(groups[:0], in)
+	groupAt := func(i uint64) string { return rd.groupAt(groups, i) }
 	n := rd.count(2)
 	if cap(st.Events) < n {
 		st.Events = make([]stepEvent, 0, n)
