@@ -67,7 +67,8 @@ lint:
 FUZZTIME ?= 20s
 FUZZ_TARGETS := engine:FuzzDecodeEvent engine:FuzzJSONAgreesWithTheStandardLibrary state:FuzzDecodeKey operators/defs:FuzzParse \
 	operators/journey:FuzzParseDefinition operators/funnel:FuzzDecodeRow operators/funnel:FuzzParse \
-	operators/funnel:FuzzDecodeUserState operators/funnel:FuzzDecodeBinaryState operators/segment:FuzzDecodeChunk \
+	operators/funnel:FuzzDecodeUserState operators/funnel:FuzzDecodeBinaryState operators/funnel:FuzzDecodeRecord \
+	operators/funnel:FuzzDecodeLogPart operators/segment:FuzzDecodeChunk \
 	operators/segment:FuzzDecodeDictionary operators/segment:FuzzDefinitions internal/api:FuzzAPIHandlers
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

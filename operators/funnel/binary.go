@@ -59,10 +59,25 @@ func (st *userState) appendBinary(b []byte, groups []string) ([]byte, []string) 
 		b = binary.AppendUvarint(b, uint64(len(g)))
 		b = append(b, g...)
 	}
-	b = binary.AppendUvarint(b, uint64(len(st.Events)))
-	ts := st.Latest
-	for i := range st.Events {
-		e := &st.Events[i]
+	b = appendEvents(b, st.Events, st.Latest, index)
+	b = binary.AppendUvarint(b, uint64(len(st.Counted)))
+	for i := range st.Counted {
+		c := &st.Counted[i]
+		b = appendLabel(b, c.Bucket)
+		b = binary.AppendUvarint(b, index(c.Group))
+		b = binary.AppendUvarint(b, uint64(c.Depth))
+		b = binary.AppendVarint(b, c.End-st.Latest)
+	}
+	return b, groups
+}
+
+// appendEvents appends the count of evs, then each event: its TS as a
+// varint delta from the previous one's (from ts for the first), then
+// Steps<<4 | min(g, 15), then g − 15 if g ≥ 15, where g = index(Group).
+func appendEvents(b []byte, evs []stepEvent, ts int64, index func(string) uint64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(evs)))
+	for i := range evs {
+		e := &evs[i]
 		b = binary.AppendVarint(b, e.TS-ts)
 		g := index(e.Group)
 		b = binary.AppendUvarint(b, uint64(e.Steps)<<4|min(g, 15))
@@ -71,20 +86,58 @@ func (st *userState) appendBinary(b []byte, groups []string) ([]byte, []string) 
 		}
 		ts = e.TS
 	}
-	b = binary.AppendUvarint(b, uint64(len(st.Counted)))
-	for i := range st.Counted {
-		c := &st.Counted[i]
-		if v, ok := packLabel(c.Bucket); ok {
-			b = binary.AppendUvarint(b, v<<1|1)
-		} else {
-			b = binary.AppendUvarint(b, uint64(len(c.Bucket))<<1)
-			b = append(b, c.Bucket...)
-		}
-		b = binary.AppendUvarint(b, index(c.Group))
-		b = binary.AppendUvarint(b, uint64(c.Depth))
-		b = binary.AppendVarint(b, c.End-st.Latest)
+	return b
+}
+
+// groupTable appends a part's table of groups (count, then length and
+// bytes each) to groups.
+func (r *binReader) groupTable(groups []string, in *interner) []string {
+	for n := r.count(1); n > 0 && r.err == nil; n-- {
+		groups = append(groups, in.str(r.bytes()))
 	}
-	return b, groups
+	return groups
+}
+
+// groupAt returns the group numbered i in a part: "" for 0, else
+// groups[i-1].
+func (r *binReader) groupAt(groups []string, i uint64) string {
+	if i == 0 || r.err != nil {
+		return ""
+	}
+	if i > uint64(len(groups)) {
+		r.fail("group %d of %d", i, len(groups))
+		return ""
+	}
+	return groups[i-1]
+}
+
+// appendLabel appends a bucket label: 2·packLabel+1 for a label of the
+// usual form, else 2·len then its bytes.
+func appendLabel(b []byte, label string) []byte {
+	if v, ok := packLabel(label); ok {
+		return binary.AppendUvarint(b, v<<1|1)
+	}
+	b = binary.AppendUvarint(b, uint64(len(label))<<1)
+	return append(b, label...)
+}
+
+// label reads what appendLabel writes.
+func (r *binReader) label(in *interner) string {
+	v := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if v&1 != 0 {
+		var buf [16]byte
+		return in.str(unpackLabel(buf[:0], v>>1))
+	}
+	if v>>1 > uint64(len(r.b)) {
+		r.fail("label of %d bytes exceeds the value", v>>1)
+		return ""
+	}
+	s := in.str(r.b[:v>>1])
+	r.b = r.b[v>>1:]
+	return s
 }
 
 // binReader reads varints and strings from a byte slice, keeping the first
@@ -165,25 +218,11 @@ func (r *binReader) add(a, b int64) int64 {
 func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]string, error) {
 	r := &binReader{b: b}
 	st.Latest = r.varint()
-	groups = groups[:0]
-	for n := r.count(1); n > 0 && r.err == nil; n-- {
-		groups = append(groups, in.str(r.bytes()))
-	}
-	groupAt := func(i uint64) string {
-		if i == 0 || r.err != nil {
-			return ""
-		}
-		if i > uint64(len(groups)) {
-			r.fail("group %d of %d", i, len(groups))
-			return ""
-		}
-		return groups[i-1]
-	}
+	groups = r.groupTable(groups[:0], in)
+	groupAt := func(i uint64) string { return r.groupAt(groups, i) }
 	n := r.count(2)
-	if cap(st.Events) < n+4 {
-		// Room for the events of a transaction: the state stays decoded
-		// in the transaction's buffer while its user's events are added.
-		st.Events = make([]stepEvent, 0, 2*n+8)
+	if cap(st.Events) < n {
+		st.Events = make([]stepEvent, 0, n)
 	}
 	st.Events = st.Events[:0]
 	ts := st.Latest
@@ -207,16 +246,7 @@ func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]st
 	}
 	st.Counted = st.Counted[:0]
 	for ; n > 0 && r.err == nil; n-- {
-		var c counted
-		if v := r.uvarint(); v&1 != 0 {
-			var buf [16]byte
-			c.Bucket = in.str(unpackLabel(buf[:0], v>>1))
-		} else if v>>1 > uint64(len(r.b)) {
-			r.fail("label of %d bytes exceeds the value", v>>1)
-		} else {
-			c.Bucket = in.str(r.b[:v>>1])
-			r.b = r.b[v>>1:]
-		}
+		c := counted{Bucket: r.label(in)}
 		c.Group = groupAt(r.uvarint())
 		depth := r.uvarint()
 		if r.err == nil && depth > MaxSteps {

@@ -96,3 +96,48 @@ func TestBucketCacheAgreesWithBucketOf(t *testing.T) {
 		}
 	}
 }
+
+func TestLogPartRoundTrip(t *testing.T) {
+	st := &userState{Since: 7, Except: []int64{9, 12}}
+	for i := range 40 {
+		st.Events = append(st.Events, stepEvent{TS: -5000 + int64(i)*100, Steps: uint32(1 + i%7), Group: "g" + string(rune('a'+i%20))})
+	}
+	st.Counted = []counted{{Bucket: "2026-11-22", Group: "gq", Depth: 2, End: base + 99},
+		{Bucket: "odd label", Group: "", Depth: 32, End: base + 3*minute}, {Bucket: "2026-11-22T13", Depth: 1, End: -minute}}
+	r := &userRecord{log: []logEntry{{seq: 9}, {seq: 12}}}
+	b, _ := st.appendLogPart(nil, r, nil)
+	var got userState
+	if _, err := got.decodeLogPart(b, nil, &interner{}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Since != st.Since || !slices.Equal(got.Except, st.Except) || !slices.Equal(got.Events, st.Events) || !slices.Equal(got.Counted, st.Counted) {
+		t.Fatalf("round trip changed state:\n%+v\n%+v", got, st)
+	}
+	// Seqs no longer in the log are dropped.
+	b, _ = st.appendLogPart(nil, &userRecord{log: []logEntry{{seq: 12}}}, nil)
+	got = userState{}
+	if _, err := got.decodeLogPart(b, nil, nil); err != nil || !slices.Equal(got.Except, []int64{12}) {
+		t.Fatalf("Except = %v, %v; want [12]", got.Except, err)
+	}
+}
+
+func FuzzDecodeLogPart(f *testing.F) {
+	st := &userState{Since: 3, Events: []stepEvent{{TS: 1, Steps: 3, Group: "web"}},
+		Counted: []counted{{Bucket: "2026-11-22", Group: "web", Depth: 2, End: 99}}}
+	b, _ := st.appendLogPart(nil, &userRecord{}, nil)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var st userState
+		if _, err := st.decodeLogPart(b, nil, nil); err != nil {
+			return
+		}
+		again, _ := st.appendLogPart(nil, &userRecord{}, nil)
+		var st2 userState
+		if _, err := st2.decodeLogPart(again, nil, nil); err != nil {
+			t.Fatalf("re-decoding: %v", err)
+		}
+		if st.Since != st2.Since || len(st2.Except) != 0 || !slices.Equal(st.Events, st2.Events) || !slices.Equal(st.Counted, st2.Counted) {
+			t.Fatalf("round trip changed state: %+v vs %+v", st, st2)
+		}
+	})
+}

@@ -13,23 +13,23 @@ const bucketMargin = int64(time.Hour / time.Millisecond)
 // for day, 1 h for hour. It sets the late-event horizon (window + one
 // bucket), which must not depend on DST.
 func (d *Definition) bucketLen() int64 {
-	if d.Bucket == BucketHour {
+	if d.hourly {
 		return int64(time.Hour / time.Millisecond)
 	}
 	return int64(24 * time.Hour / time.Millisecond)
 }
 
 // windowMs is the window in ms.
-func (d *Definition) windowMs() int64 { return int64(d.Window / time.Millisecond) }
+func (d *Definition) windowMs() int64 { return d.windowMS }
 
 // horizon is how far behind a user's latest event an event may be and still
 // count: window + one bucket.
-func (d *Definition) horizon() int64 { return d.windowMs() + d.bucketLen() }
+func (d *Definition) horizon() int64 { return d.windowMS + d.bucketLen() }
 
 // retention is how far behind a user's latest event stored step events are
 // kept: an accepted event at latest-horizon can extend an attempt that began
 // one window before it, so retention = horizon + window.
-func (d *Definition) retention() int64 { return d.horizon() + d.windowMs() }
+func (d *Definition) retention() int64 { return d.horizon() + d.windowMS }
 
 // bucketOf returns the label of the bucket holding ts, in the definition's
 // time zone ("2026-11-22" or "2026-11-22T13"), and an upper bound of the
@@ -44,7 +44,7 @@ func (d *Definition) bucketOf(ts int64) (label string, end int64) {
 	y, m, day := t.Date()
 	var next time.Time
 	var buf [16]byte
-	if d.Bucket == BucketHour {
+	if d.hourly {
 		label = string(t.AppendFormat(buf[:0], "2006-01-02T15"))
 		next = time.Date(y, m, day, t.Hour()+1, 0, 0, 0, d.loc)
 	} else {
@@ -93,7 +93,7 @@ func (c *bucketCache) of(d *Definition, ts int64) (string, int64) {
 	if ts < 0 && ts%minuteMs != 0 {
 		minute-- // floor
 	}
-	k := bucketKey{loc: d.loc, hour: d.Bucket == BucketHour, minute: minute}
+	k := bucketKey{loc: d.loc, hour: d.hourly, minute: minute}
 	if c.e == nil {
 		c.e = new([bucketCacheSize]bucketEntry)
 	}

@@ -151,8 +151,13 @@ type txnState struct {
 	users map[string]*userRecord
 	rows  map[rowKey]*txnRow
 
-	freeRecs   []*userRecord
-	freeStates []*userState
+	freeRecs []*userRecord
+	// states holds the decoded parts in chunks of stateChunk, so that the
+	// parts of a transaction sit together in memory and the next
+	// transaction reuses them and their slices; used counts those handed
+	// out.
+	states [][]userState
+	used   int
 }
 
 type rowKey struct{ id, bucket, group string }
@@ -178,11 +183,6 @@ const maxFree = 1 << 14
 // release empties t and puts it back in txnPool; t must not be used after.
 func (t *txnState) release() {
 	for _, r := range t.users {
-		for i := range r.parts {
-			if st := r.parts[i].st; st != nil && len(t.freeStates) < maxFree {
-				t.freeStates = append(t.freeStates, st)
-			}
-		}
 		clear(r.parts)
 		if len(t.freeRecs) < maxFree {
 			t.freeRecs = append(t.freeRecs, r)
@@ -190,26 +190,39 @@ func (t *txnState) release() {
 	}
 	clear(t.users)
 	clear(t.rows)
+	t.used = 0
+	if len(t.states) > maxFree/stateChunk {
+		clear(t.states[maxFree/stateChunk:])
+		t.states = t.states[:maxFree/stateChunk]
+	}
 	txnPool.Put(t)
 }
 
-// newState returns an empty userState, reusing a released one's memory.
+// stateChunk is the number of userStates allocated at once.
+const stateChunk = 256
+
+// newState returns an empty userState, reusing the memory of one of an
+// earlier transaction.
 func (t *txnState) newState() *userState {
-	n := len(t.freeStates)
-	if n == 0 {
-		return &userState{}
+	c, i := t.used/stateChunk, t.used%stateChunk
+	if c == len(t.states) {
+		t.states = append(t.states, make([]userState, stateChunk))
 	}
-	st := t.freeStates[n-1]
-	t.freeStates = t.freeStates[:n-1]
+	t.used++
+	st := &t.states[c][i]
 	clear(st.Events)
 	clear(st.Counted)
+	if cap(st.Counted) == 0 {
+		st.Counted = st.countedBuf[:0]
+	}
 	st.Latest, st.Events, st.Counted = 0, st.Events[:0], st.Counted[:0]
+	st.Since, st.Except, st.changed = 0, st.Except[:0], false
 	return st
 }
 
 // record returns the record of the context's user, read from state on the
 // user's first event of the transaction.
-func (t *txnState) record(ctx *engine.Context) (*userRecord, error) {
+func (t *txnState) record(ctx *engine.Context, o *Operator) (*userRecord, error) {
 	if r := t.users[ctx.UserID()]; r != nil {
 		return r, nil
 	}
@@ -219,7 +232,7 @@ func (t *txnState) record(ctx *engine.Context) (*userRecord, error) {
 	} else {
 		r = &userRecord{}
 	}
-	if err := r.load(ctx); err != nil {
+	if err := r.load(ctx, o); err != nil {
 		return nil, err
 	}
 	t.users[ctx.UserID()] = r
@@ -252,7 +265,7 @@ func (o *Operator) saveRecords(ctx *engine.Context, t *txnState) error {
 		if !r.dirty {
 			continue
 		}
-		b, err := r.encode(o.byID, s)
+		b, err := r.encode(o, t, s)
 		if err != nil {
 			return fmt.Errorf("encoding funnel state of %s: %w", user, err)
 		}

@@ -36,6 +36,16 @@ const maxWindowDays = 36500
 
 var idPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
 
+// propPath matches a group_by that reads one event property, the common
+// case, which the operator evaluates as a map lookup: the expression
+// language gives the same value (the property, nil if missing).
+var propPath = regexp.MustCompile(`^\s*event\.props\.([A-Za-z_][A-Za-z0-9_]*)\s*$`)
+
+// exprWords are the words of the expression language that propPath must
+// not take for property names.
+var exprWords = map[string]bool{"in": true, "not": true, "and": true, "or": true, "matches": true,
+	"contains": true, "startsWith": true, "endsWith": true, "nil": true, "true": true, "false": true, "let": true}
+
 // Definition is one parsed and validated funnel. It is immutable after
 // parsing and safe for concurrent use.
 type Definition struct {
@@ -50,8 +60,14 @@ type Definition struct {
 	groupProg  *vm.Program
 	usesProf   bool // some expression mentions profile: load it
 	stepsNamed map[string]uint32
-	groupIdx   int // index of group_by among the operator's distinct expressions
-	zoneSlot   int // index of the zone among the operator's; spreads bucketCache entries
+	groupIdx   int      // index of group_by among the operator's distinct expressions
+	zoneSlot   int      // index of the zone among the operator's; spreads bucketCache entries
+	byName     []uint32 // stepsNamed by the operator's index of the event name
+	hasConds   bool     // some step has a when
+	hourly     bool     // Bucket == BucketHour
+	ord        int      // index among the operator's funnels
+	groupProp  string   // group_by is event.props.<groupProp>: read it without the VM
+	windowMS   int64    // Window in ms
 }
 
 // Step is one step of a funnel: an event name and an optional condition.
@@ -229,6 +245,10 @@ func parseStep(sn *yaml.Node, field string, fail func(*yaml.Node, string, string
 func (d *Definition) finish() {
 	if d.loc == nil {
 		d.loc = time.UTC
+	}
+	d.hourly, d.windowMS = d.Bucket == BucketHour, d.Window.Milliseconds()
+	if m := propPath.FindStringSubmatch(d.GroupBy); m != nil && !exprWords[m[1]] {
+		d.groupProp = m[1]
 	}
 	d.usesProf = strings.Contains(d.GroupBy, "profile")
 	d.stepsNamed = map[string]uint32{}

@@ -12,6 +12,8 @@ package funnel
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"math/bits"
 	"net/url"
 	"sort"
 	"strconv"
@@ -55,7 +57,11 @@ type Operator struct {
 	byID    map[string]*Definition
 	events  []string // sorted keys of byEvent
 
-	nExprs int // distinct conditions and group_by expressions
+	nExprs       int              // distinct conditions and group_by expressions
+	exprKeys     []string         // stored keys (exprKey), by index
+	exprIdx      map[string]int   // the inverse of exprKeys
+	nameIdx      map[string]int32 // index in events
+	maxRetention int64            // the longest retention() of the funnels
 
 	late       atomic.Int64
 	evalErrors atomic.Int64
@@ -111,8 +117,57 @@ func New(docs []defs.Doc, opts Options) (*Operator, error) {
 		o.events = append(o.events, name)
 	}
 	sort.Strings(o.events)
-	o.nExprs = len(exprs)
+	o.index(exprs)
+	if len(o.exprIdx) != len(exprs) {
+		return nil, fmt.Errorf("building funnels: two distinct expressions have the same 64-bit hash; change one")
+	}
 	return o, nil
+}
+
+// index fills the tables that map the shared log's names and expressions
+// to the funnels' steps.
+func (o *Operator) index(exprs map[string]int) {
+	o.nExprs, o.exprIdx = len(exprs), make(map[string]int, len(exprs))
+	o.exprKeys = make([]string, len(exprs))
+	for k, i := range exprs {
+		o.exprKeys[i] = exprKey(k)
+		o.exprIdx[o.exprKeys[i]] = i
+	}
+	o.nameIdx = make(map[string]int32, len(o.events))
+	for i, name := range o.events {
+		o.nameIdx[name] = int32(i)
+	}
+	for i, f := range o.funnels {
+		f.ord = i
+		f.byName = make([]uint32, len(o.events))
+		for name, m := range f.stepsNamed {
+			f.byName[o.nameIdx[name]] = m
+		}
+		for i := range f.Steps {
+			f.hasConds = f.hasConds || f.Steps[i].cond != nil
+		}
+		o.maxRetention = max(o.maxRetention, f.retention())
+	}
+}
+
+// exprKey is how the shared log names an expression ("w:" or "g:" then its
+// source) in a record: its kind letter then the FNV-1a hash of the whole,
+// 9 bytes instead of the source, which would be most of a small record.
+// Two sources with the same 64-bit hash would share their stored results;
+// New refuses definitions where that happens.
+func exprKey(k string) string {
+	h := fnv.New64a()
+	h.Write([]byte(k))
+	return string(h.Sum([]byte{k[0]}))
+}
+
+// nameIndex returns the index of an event name in o.events; o may be nil.
+func (o *Operator) nameIndex(name []byte) (int32, bool) {
+	if o == nil {
+		return 0, false
+	}
+	i, ok := o.nameIdx[string(name)]
+	return i, ok
 }
 
 // Name returns OperatorName.
@@ -158,8 +213,9 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	defer s.release()
 	m := &s.m
 	m.reset(ctx, ev, o)
+	name := o.nameIdx[ev.Name]
 	for _, f := range fs {
-		e, err := o.match(f, ev, m)
+		e, err := o.match(f, ev, name, m)
 		if err != nil {
 			return fmt.Errorf("funnel %s: %w", f.ID, err)
 		}
@@ -174,20 +230,44 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	// written, since an operator error aborts the transaction and the
 	// engine drops its buffers.
 	buf := ctx.TxnBuffer(newTxnState).(*txnState)
-	rec, err := buf.record(ctx)
+	rec, err := buf.record(ctx, o)
 	if err != nil {
 		return err
+	}
+	accepted := false
+	for i := range s.hits {
+		h := &s.hits[i]
+		if h.st, h.found, err = rec.state(h.f, buf, s); err != nil {
+			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
+		}
+		h.late = h.found && ev.TS < h.st.Latest-h.f.horizon()
+		accepted = accepted || !h.late
+	}
+	var seq int64
+	if accepted {
+		seq = rec.insert(ev.TS, name, m.results(rec, o))
 	}
 	for i := range s.hits {
 		h := &s.hits[i]
 		h.lo = len(s.changes)
-		if err := o.update(ctx, buf, rec, s, h, ev); err != nil {
-			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
-		}
+		o.update(ctx, rec, s, h, ev, seq)
 		h.hi = len(s.changes)
 	}
 	buf.add(s)
-	return nil
+	// Pruned on every event, not once per transaction, so that the record
+	// is a function of the user's events, wherever transactions end (the
+	// restore digests of the fault campaign compare records at the same
+	// offset across runs).
+	return rec.pruneLog(o.maxRetention, func() error {
+		for i := range rec.parts {
+			if d := rec.parts[i].def; d != nil {
+				if _, _, err := rec.state(d, buf, s); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // scratch is the reusable memory of one OnEvent or Flush call.
@@ -198,13 +278,17 @@ type scratch struct {
 	hits    []hit
 	changes []change
 	buckets bucketCache // kept across events: bucketOf is pure
-	strs    interner    // kept across events
+	view    []stepEvent
+	nameMap []int32 // appendLog's tables
+	exprMap []int32
+	strMap  []int32
+	strs    interner // kept across events
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func (s *scratch) release() {
-	s.m = matcher{vals: s.m.vals[:0]}
+	s.m = matcher{vals: s.m.vals[:0], out: s.m.out[:0]}
 	s.hits = s.hits[:0]
 	clear(s.changes)
 	s.changes = s.changes[:0]
@@ -220,25 +304,70 @@ type hit struct {
 	f      *Definition
 	e      stepEvent
 	lo, hi int
+	st     *userState
+	found  bool // the user had a part in f
+	late   bool // too late for f
 }
 
-// update adds h to the user's state in h.f unless it is too late, and
-// appends the raises of the user's depths to s.changes.
-func (o *Operator) update(ctx *engine.Context, t *txnState, rec *userRecord, s *scratch, h *hit, ev *engine.Event) error {
-	st, found, err := rec.state(h.f.ID, t, s)
-	if err != nil {
-		return err
-	}
-	if found && ev.TS < st.Latest-h.f.horizon() {
+// update adds h's event, the log entry seq (0 if no funnel accepted it), to
+// the user's state in h.f unless it is too late, and appends the raises of
+// the user's depths to s.changes. An event that comes after every event of
+// the funnel and can extend no attempt past what is counted (settled) costs
+// O(1); any other reads the funnel's events from the log (view) and
+// recomputes the attempts the event can deepen.
+func (o *Operator) update(ctx *engine.Context, rec *userRecord, s *scratch, h *hit, ev *engine.Event, seq int64) {
+	st, d := h.st, h.f
+	if h.late {
+		if seq != 0 {
+			st.Except = append(st.Except, seq)
+			st.changed, rec.dirty = true, true
+		}
 		o.late.Add(1)
-		ctx.Logger().Debug("dropping late funnel event", "funnel", h.f.ID, "user", ctx.UserID(),
+		ctx.Logger().Debug("dropping late funnel event", "funnel", d.ID, "user", ctx.UserID(),
 			"event", ev.Cause(), "ts", ev.TS, "latest", st.Latest)
-		return nil
+		return
 	}
-	s.changes = st.add(h.f, h.e, s.changes, &s.buckets)
-	st.prune(h.f)
+	if !h.found {
+		st.Since, st.changed = seq, true
+	}
+	lo := len(s.changes)
+	inOrder := !h.found || ev.TS >= st.Latest
+	st.Latest = max(st.Latest, ev.TS)
+	later := h.e.Steps &^ 1
+	if inOrder && (later == 0 || st.settled(ev.TS-d.windowMs(), bits.Len32(later))) {
+		if h.e.Steps&1 != 0 {
+			label, end := s.buckets.of(d, ev.TS)
+			s.changes = st.raise(label, h.e.Group, 1, end, s.changes, len(s.changes))
+		}
+	} else {
+		var p int
+		s.view, p = rec.view(d, st, seq, s.view[:0])
+		s.changes = st.recount(d, s.view, p, later == 0, s.changes, &s.buckets)
+	}
+	st.changed = st.changed || len(s.changes) > lo
+	st.prune(d)
 	rec.dirty = true
-	return nil
+}
+
+// results returns the results of the expressions evaluated on the event,
+// to be stored with its log entry; their strings are added to rec.
+func (m *matcher) results(rec *userRecord, o *Operator) []entryVal {
+	out := m.out[:0]
+	for i := range m.vals {
+		v := &m.vals[i]
+		if !v.done || v.err != nil {
+			continue
+		}
+		if o.exprKeys[i][0] == 'g' {
+			if v.group != "" {
+				out = append(out, entryVal{expr: int32(i), str: rec.internStr(v.group)})
+			}
+		} else if v.ok {
+			out = append(out, entryVal{expr: int32(i), str: -1})
+		}
+	}
+	m.out = out
+	return out
 }
 
 // matcher builds the expression environment of one event at most once and
@@ -250,6 +379,7 @@ type matcher struct {
 	env     map[string]any
 	profile bool
 	vals    []exprVal // by Operator.exprs index
+	out     []entryVal
 }
 
 // exprVal is the cached result of one expression on the event.
@@ -279,11 +409,11 @@ func (m *matcher) envFor(needProfile bool) (map[string]any, error) {
 	return m.env, nil
 }
 
-// match returns ev as a stepEvent of f: the steps it matches (Steps == 0 for
+// match returns ev, whose name has index name in o.events, as a stepEvent of f: the steps it matches (Steps == 0 for
 // none) and, if it matches step 1, its group.
-func (o *Operator) match(f *Definition, ev *engine.Event, m *matcher) (stepEvent, error) {
+func (o *Operator) match(f *Definition, ev *engine.Event, name int32, m *matcher) (stepEvent, error) {
 	e := stepEvent{TS: ev.TS}
-	named := f.stepsNamed[ev.Name]
+	named := f.byName[name]
 	for i := 0; named != 0; i++ {
 		bit := uint32(1) << i
 		if named&bit == 0 {
@@ -335,6 +465,9 @@ func (o *Operator) eval(f *Definition, i int, m *matcher) (bool, error) {
 // a runtime error gives "".
 func (o *Operator) group(f *Definition, m *matcher) (string, error) {
 	v := &m.vals[f.groupIdx]
+	if !v.done && f.groupProp != "" {
+		v.group, v.done = groupText(m.ev.Props[f.groupProp]), true
+	}
 	if !v.done {
 		env, err := m.envFor(f.usesProf)
 		if err != nil {
@@ -342,13 +475,7 @@ func (o *Operator) group(f *Definition, m *matcher) (string, error) {
 		}
 		var x any
 		if x, v.err = expr.Run(f.groupProg, env); v.err == nil {
-			switch x := x.(type) {
-			case nil:
-			case string:
-				v.group = x
-			default:
-				v.group = fmt.Sprint(x)
-			}
+			v.group = groupText(x)
 		}
 		v.done = true
 	}
@@ -357,6 +484,19 @@ func (o *Operator) group(f *Definition, m *matcher) (string, error) {
 		return "", nil
 	}
 	return v.group, nil
+}
+
+// groupText is the group of a group_by value: nil gives "", a string
+// itself, others fmt.Sprint.
+func groupText(x any) string {
+	switch x := x.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
+	}
 }
 
 // appendJSON appends the row as encoding/json encodes it, by hand when no

@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/expr-lang/expr"
+
 	"github.com/cairn-cjo/cairn/engine"
+	cexpr "github.com/cairn-cjo/cairn/operators/expr"
 )
 
 const checkoutYAML = `
@@ -232,4 +235,33 @@ func userBytes(t testing.TB, l *engine.Local, user string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestGroupPropAgreesWithExpr checks that a group_by read as a property
+// lookup (Definition.groupProp) gives what the expression gives.
+func TestGroupPropAgreesWithExpr(t *testing.T) {
+	op := mustNew(t, "kind: funnel\nid: p\nwindow: 1h\ngroup_by: ' event.props.ch '\nsteps: [{event: a}, {event: b}]\n")
+	d := op.byID["p"]
+	if d.groupProp != "ch" {
+		t.Fatalf("groupProp = %q, want ch", d.groupProp)
+	}
+	for _, v := range []any{nil, "web", "", 3, 2.5, true, []any{1, "x"}, map[string]any{"k": 1}, int64(-7)} {
+		for _, props := range []map[string]any{{"ch": v}, {"other": v}, nil} {
+			e := &engine.Event{Name: "a", Props: props}
+			want, err := expr.Run(d.groupProg, cexpr.Env(e, nil, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := matcher{ev: e, vals: make([]exprVal, op.nExprs)}
+			if got, _ := op.group(d, &m); got != groupText(want) {
+				t.Errorf("props %v: group %q, expression %q", props, got, groupText(want))
+			}
+		}
+	}
+	for _, src := range []string{"event.props.in", "event.props.ch + 'x'", "event.name", "profile.ch"} {
+		op := mustNew(t, "kind: funnel\nid: p\nwindow: 1h\ngroup_by: \""+src+"\"\nsteps: [{event: a}, {event: b}]\n")
+		if g := op.byID["p"].groupProp; g != "" {
+			t.Errorf("group_by %s read as property %q", src, g)
+		}
+	}
 }

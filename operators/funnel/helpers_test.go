@@ -84,3 +84,16 @@ func processInto(t testing.TB, l *engine.Local, e engine.Event, rows map[string]
 	}
 	return nil
 }
+
+// processAll processes evs of the case seed and returns the last row of
+// each aggregates key.
+func processAll(t testing.TB, seed int, l *engine.Local, evs []engine.Event) map[string]Row {
+	t.Helper()
+	rows := map[string]Row{}
+	for i, e := range evs {
+		if err := processInto(t, l, e, rows); err != nil {
+			t.Fatalf("seed %d: processing event %d: %v", seed, i, err)
+		}
+	}
+	return rows
+}

@@ -21,32 +21,67 @@ var recordSub = []byte("u")
 // layout from the msgpack one of earlier versions, which is still read.
 const binaryMark = 0xc1
 
+// logLayout follows binaryMark and a zero byte in a record with a shared
+// log. A record of the binary layout before it has its number of parts
+// there, and one with zero parts ends after it, so the two never collide.
+const logLayout = 3
+
 // userRecord is the state of one user in every funnel, stored under one sub
 // key so that a transaction costs one read, one write and one changelog
-// record per user however many funnels and events it has. Each funnel's
-// part stays encoded until an event of the transaction needs it; it is then
+// record per user however many funnels and events it has. It holds the
+// user's shared event log (log.go) and one part per funnel. Each part
+// stays encoded until an event of the transaction needs it; it is then
 // decoded once and kept decoded until the transaction's Flush encodes the
 // record. So a user costs O(size) to read and write once per transaction,
 // and only the matched funnels to decode. Not safe for concurrent use.
 //
-// Layout: ValueVersion, binaryMark, the number of parts, then per part its
-// funnel id and its userState (binary.go), each preceded by its length in
-// bytes (uvarint).
+// Layout: ValueVersion, binaryMark, 0, logLayout, then uvarints unless
+// said otherwise: the last seq given; the tables of event names,
+// expression keys (exprKey) and group strings, each a
+// count then (length, bytes) per item; the count of log entries, then per
+// entry: its ts as a varint delta from the previous entry's; a head,
+// (name << 2 | min(results, 3)) << 1, plus 1 if its seq is not the
+// previous entry's + 1, where name is a table index; then the seq's varint
+// delta if the head says so; the number of results − 3 if it is 3 or
+// more; then per result the expression (table index) and, for a group_by,
+// the string (table index); finally the number of parts, then per part its funnel id and its
+// userState (a Since, the count of Except and its seqs, then the binary
+// layout of binary.go), each preceded by its length in bytes.
 //
-// Invariant: parts is sorted by id, with unique ids.
+// Records written before the shared log (ValueVersion, binaryMark, the
+// number of parts, the parts in the binary layout) and in msgpack are
+// still read; their parts' events become the parts' own.
+//
+// Invariant: parts is sorted by id, with unique ids; log is sorted by (ts,
+// seq), seqs unique and at most nextSeq.
 type userRecord struct {
 	parts []recordPart
 	cur   int  // where find starts: funnels are looked up in id order
 	dirty bool // a part changed since the record was read
+
+	log     []logEntry
+	vals    []entryVal // the results of log entries, by logEntry.lo/hi
+	strs    []string   // group values referred to by vals
+	nextSeq int64      // the last seq given
+
+	partAt []int32 // by Definition.ord: the index of its part, -1 if none
 }
+
+// Layouts of a record part.
+const (
+	partLog    = iota // Since, Except, then the binary layout
+	partBinary        // the binary layout, before the shared log
+	partLegacy        // msgpack (codec.go)
+)
 
 // recordPart is one funnel's part of a record: encoded in raw until st
 // holds it decoded (raw is then stale).
 type recordPart struct {
 	id     []byte
 	raw    []byte
-	legacy bool // raw is a msgpack userState (codec.go)
+	layout int
 	st     *userState
+	def    *Definition // nil if the funnel is no longer defined
 }
 
 // legacyRecord is the msgpack layout of a record written by earlier
@@ -63,32 +98,43 @@ type legacyRaw struct {
 }
 
 // load reads the user's record into r, reusing r's memory.
-func (r *userRecord) load(ctx *engine.Context) error {
+func (r *userRecord) load(ctx *engine.Context, o *Operator) error {
 	r.parts, r.cur, r.dirty = r.parts[:0], 0, false
+	r.log, r.vals, r.strs, r.nextSeq = r.log[:0], r.vals[:0], r.strs[:0], 0
+	resetMap(&r.partAt, len(o.funnels))
 	b, err := ctx.Get(recordSub)
 	if err != nil || b == nil {
 		return err
 	}
-	if err := r.decode(b); err != nil {
+	if err := r.decode(b, o); err != nil {
 		return fmt.Errorf("reading funnel state of %s: %w", ctx.UserID(), err)
 	}
 	return nil
 }
 
-func (r *userRecord) decode(b []byte) error {
+// decode reads b into r. The log's names and expressions are mapped to o's
+// (entries of names no funnel of o has, and results of expressions none
+// uses, are dropped: no funnel can see them); with o nil the log is
+// checked and dropped.
+func (r *userRecord) decode(b []byte, o *Operator) error {
 	if len(b) < 2 || b[0] != state.ValueVersion || b[1] != binaryMark {
 		var old legacyRecord
 		if err := state.DecodeValue(b, &old); err != nil {
 			return err
 		}
 		for _, f := range old.Funnels {
-			r.parts = append(r.parts, recordPart{id: []byte(f.ID), raw: f.State, legacy: true})
+			r.parts = append(r.parts, recordPart{id: []byte(f.ID), raw: f.State, layout: partLegacy})
 		}
-		return r.checkSorted()
+		return r.finishDecode(o)
 	}
 	rd := &binReader{b: b[2:]}
+	layout := partBinary
+	if len(rd.b) > 2 && rd.b[0] == 0 && rd.b[1] == logLayout {
+		layout, rd.b = partLog, rd.b[2:]
+		r.decodeLog(rd, o)
+	}
 	for n := rd.count(2); n > 0 && rd.err == nil; n-- {
-		p := recordPart{id: rd.bytes()}
+		p := recordPart{id: rd.bytes(), layout: layout}
 		p.raw = rd.bytes()
 		r.parts = append(r.parts, p)
 	}
@@ -97,6 +143,18 @@ func (r *userRecord) decode(b []byte) error {
 	}
 	if rd.err != nil {
 		return fmt.Errorf("decoding state value: %w: %w", state.ErrBadValue, rd.err)
+	}
+	return r.finishDecode(o)
+}
+
+func (r *userRecord) finishDecode(o *Operator) error {
+	if o != nil {
+		resetMap(&r.partAt, len(o.funnels))
+		for i := range r.parts {
+			if d := o.byID[string(r.parts[i].id)]; d != nil {
+				r.parts[i].def, r.partAt[d.ord] = d, int32(i)
+			}
+		}
 	}
 	return r.checkSorted()
 }
@@ -124,13 +182,28 @@ func (r *userRecord) find(id string) (int, bool) {
 	return i, i < len(r.parts) && string(r.parts[i].id) == id
 }
 
-// state returns the user's state in funnel id, decoding it on first use;
+// state returns the user's state in funnel d, decoding it on first use;
 // found is false if the user had none, and the state is then a new, empty
 // part of the record.
-func (r *userRecord) state(id string, t *txnState, s *scratch) (st *userState, found bool, err error) {
-	i, ok := r.find(id)
+func (r *userRecord) state(d *Definition, t *txnState, s *scratch) (st *userState, found bool, err error) {
+	var i int
+	ok := false
+	if d.ord < len(r.partAt) {
+		i, ok = int(r.partAt[d.ord]), r.partAt[d.ord] >= 0
+	}
 	if !ok {
-		r.parts = slices.Insert(r.parts, i, recordPart{id: []byte(id), st: t.newState()})
+		i, ok = r.find(d.ID)
+	}
+	if !ok {
+		r.parts = slices.Insert(r.parts, i, recordPart{id: []byte(d.ID), st: t.newState(), def: d})
+		for k, at := range r.partAt {
+			if int(at) >= i {
+				r.partAt[k]++
+			}
+		}
+		if d.ord < len(r.partAt) {
+			r.partAt[d.ord] = int32(i)
+		}
 		return r.parts[i].st, false, nil
 	}
 	p := &r.parts[i]
@@ -141,6 +214,9 @@ func (r *userRecord) state(id string, t *txnState, s *scratch) (st *userState, f
 	if err := st.decodePart(p, s); err != nil {
 		return nil, false, err
 	}
+	if p.layout == partLog {
+		st.Latest = r.latestOf(d, st)
+	}
 	p.st = st
 	return st, true, nil
 }
@@ -148,10 +224,13 @@ func (r *userRecord) state(id string, t *txnState, s *scratch) (st *userState, f
 // decodePart decodes p's raw bytes into st.
 func (st *userState) decodePart(p *recordPart, s *scratch) error {
 	var err error
-	if p.legacy {
+	switch p.layout {
+	case partLegacy:
 		err = msgpack.Unmarshal(p.raw, st)
-	} else {
+	case partBinary:
 		s.groups, err = st.decodeBinary(p.raw, s.groups, &s.strs)
+	default:
+		s.groups, err = st.decodeLogPart(p.raw, s.groups, &s.strs)
 	}
 	if err != nil {
 		return fmt.Errorf("decoding funnel state: %w: %w", state.ErrBadValue, err)
@@ -159,35 +238,46 @@ func (st *userState) decodePart(p *recordPart, s *scratch) error {
 	return nil
 }
 
-// encode returns the record in the binary layout, without the parts of
-// funnels that are no longer defined. Decoded and legacy parts are
-// encoded; the others are copied as they are. The record must not be used
-// after: its decoded parts are not written back to raw.
-func (r *userRecord) encode(defined map[string]*Definition, s *scratch) ([]byte, error) {
-	size, n := 2+binary.MaxVarintLen64, 0
+// hasSeq reports whether the log holds the entry of seq.
+func (r *userRecord) hasSeq(seq int64) bool {
+	for i := range r.log {
+		if r.log[i].seq == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// encode returns the record in the shared-log layout, without the parts of
+// funnels that are no longer defined. Decoded parts
+// and parts of earlier layouts are encoded; the others are copied as they
+// are. The record must not be used after: its decoded parts are not
+// written back to raw.
+func (r *userRecord) encode(o *Operator, t *txnState, s *scratch) ([]byte, error) {
+	size, n := 4+2*binary.MaxVarintLen64+len(r.log)*8+len(r.vals)*4, 0
 	for _, p := range r.parts {
-		if defined[string(p.id)] != nil {
+		if p.def != nil {
 			size += 2*binary.MaxVarintLen64 + len(p.id) + len(p.raw)
 			n++
 		}
 	}
 	// A fresh buffer: the store may keep the value it is given.
-	b := append(make([]byte, 0, size), state.ValueVersion, binaryMark)
+	b := append(make([]byte, 0, size), state.ValueVersion, binaryMark, 0, logLayout)
+	b = r.appendLog(b, o, s)
 	b = binary.AppendUvarint(b, uint64(n))
 	for i := range r.parts {
 		p := &r.parts[i]
-		if defined[string(p.id)] == nil {
+		if p.def == nil {
 			continue
 		}
-		if p.st == nil && p.legacy {
-			p.st = &userState{}
-			if err := p.st.decodePart(p, s); err != nil {
+		if p.st == nil && p.layout != partLog {
+			if _, _, err := r.state(p.def, t, s); err != nil {
 				return nil, err
 			}
 		}
 		raw := p.raw
-		if p.st != nil {
-			s.arena, s.groups = p.st.appendBinary(s.arena[:0], s.groups)
+		if p.st != nil && (p.st.changed || p.layout != partLog) {
+			s.arena, s.groups = p.st.appendLogPart(s.arena[:0], r, s.groups)
 			raw = s.arena
 		}
 		b = binary.AppendUvarint(b, uint64(len(p.id)))

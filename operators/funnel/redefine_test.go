@@ -62,12 +62,7 @@ func TestRedefinedFunnelsMatchReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows := map[string]Row{}
-		for i, e := range evs {
-			if err := processInto(t, l, e, rows); err != nil {
-				t.Fatalf("seed %d: processing event %d: %v", seed, i, err)
-			}
-		}
+		rows := processAll(t, seed, l, evs)
 		want, _ := reference([]refFunnel{a}, evs[:2*n/3])
 		wantB, _ := reference([]refFunnel{b}, evs[n/3:])
 		for k, v := range wantB {
@@ -91,7 +86,7 @@ func checkNoPartOf(t *testing.T, l *engine.Local, id string, evs []engine.Event,
 		}
 		err := l.ScanUser(e.UserID, OperatorName, func(_, v []byte) error {
 			var rec userRecord
-			if err := rec.decode(v); err != nil {
+			if err := rec.decode(v, nil); err != nil {
 				return err
 			}
 			if _, ok := rec.find(id); ok {

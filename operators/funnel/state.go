@@ -1,33 +1,41 @@
 package funnel
 
 import (
-	"slices"
 	"sort"
 )
 
-// userState is the state of one user in one funnel, stored under the sub key
-// "u/<funnel id>". Its size is bounded: the step events of the last
-// retention() ms before Latest, plus one entry per (bucket, group) whose
-// attempts may still deepen.
+// userState is the state of one user in one funnel: one part of the
+// user's record (record.go). Its events are the shared log's entries it
+// sees merged with its own Events (log.go, userRecord.view). Its size is
+// bounded: the own events of the last retention() ms before Latest, plus
+// one entry per (bucket, group) whose attempts may still deepen.
 //
 // Invariants:
 //   - Events is sorted by TS; events with equal TS are in arrival order,
 //     which is log order: so Events is in the order of the semantics, (ts,
 //     position in the log), without keeping the position. (Events of one
 //     user are processed in log order; an internal event has the position of
-//     the record that caused it, so it comes after it.)
+//     the record that caused it, so it comes after it.) At equal TS they
+//     precede the log entries the funnel sees.
 //   - Every event in Events matches at least one step (Steps != 0).
 //   - For each (bucket, group) in Counted, Depth is the largest attempt
 //     depth of the user there ever added to the partition's counts.
 //
-// It is stored in a binary layout (binary.go): it is decoded and encoded on
-// every matching event. Records of earlier versions hold it as the msgpack
-// array [Latest, [[TS, Off, Steps, Group]...], [[Bucket, Group, Depth,
-// End]...]] (codec.go), which is still read.
+// A part is stored as Since, Except, then the binary layout of Latest,
+// Events and Counted (binary.go). Records of the layout before the shared
+// log hold every event of the funnel in Events (its Since is 0); those of
+// the earliest versions hold it as the msgpack array [Latest, [[TS, Off,
+// Steps, Group]...], [[Bucket, Group, Depth, End]...]] (codec.go). Both
+// are still read.
 type userState struct {
 	Latest  int64 // largest TS of an accepted event, ms
 	Events  []stepEvent
 	Counted []counted
+	Since   int64   // the seq of the log entry that created the part
+	Except  []int64 // seqs of log entries too late for this funnel
+
+	changed    bool       // since decoded, in more than Latest
+	countedBuf [2]counted // Counted's memory while it is short
 }
 
 // stepEvent is an accepted event that matched at least one step.
@@ -53,35 +61,25 @@ type change struct {
 	From, To      int
 }
 
-// add inserts e (which matched at least one step) and recomputes every
-// attempt e can deepen: those that start at or before e in log order and no
-// more than one window before it, including e's own. It appends the raises
-// to changes, at most one per (bucket, group). Cost: O(a·n) for a attempts in
-// the window and n stored events.
-func (st *userState) add(d *Definition, e stepEvent, changes []change, bc *bucketCache) []change {
-	p := len(st.Events)
-	if p > 0 && st.Events[p-1].TS > e.TS { // out of order; in order is the common case
-		p = sort.Search(p, func(i int) bool {
-			return st.Events[i].TS > e.TS // e comes after the stored events of equal TS
-		})
-	}
-	st.Events = slices.Insert(st.Events, p, e)
-	st.Latest = max(st.Latest, e.TS)
-
+// recount recomputes the attempts that event evs[p], just added, can
+// deepen: those that start at or before it in log order and no more than
+// one window before it, including its own, or only its own if onlyOwn (it
+// fills no step after the first). evs are the funnel's events in order
+// (userRecord.view). It appends the raises to changes, at most one per
+// (bucket, group). Cost: O(a·n) for a attempts in the window and n events.
+func (st *userState) recount(d *Definition, evs []stepEvent, p int, onlyOwn bool, changes []change, bc *bucketCache) []change {
 	lo := len(changes)
-	from := e.TS - d.windowMs()
+	from := evs[p].TS - d.windowMs()
 	stop := -1
-	if e.Steps&^1 == 0 {
-		// e fills no step after the first of any attempt: only its own
-		// attempt can change.
+	if onlyOwn {
 		stop = p - 1
 	}
-	for i := p; i > stop && st.Events[i].TS >= from; i-- {
-		s := &st.Events[i]
+	for i := p; i > stop && evs[i].TS >= from; i-- {
+		s := &evs[i]
 		if s.Steps&1 == 0 {
 			continue
 		}
-		depth := st.depth(d, i)
+		depth := depthOf(d, evs, i)
 		if depth == 1 && i != p {
 			// Counted already holds depth ≥ 1 for the attempt's bucket:
 			// it was raised when the attempt started, and is not pruned
@@ -94,15 +92,33 @@ func (st *userState) add(d *Definition, e stepEvent, changes []change, bc *bucke
 	return changes
 }
 
-// depth is the depth of the attempt started by Events[i]: matching the
+// settled reports whether every counted (bucket, group) that may hold an
+// attempt starting at or after from has a depth of at least k. Then an
+// event that comes after every event of the funnel and matches no step beyond k
+// raises no attempt but its own: appended last, it extends an attempt's
+// chain by one step at most, to a depth of at most k, and every attempt
+// starting at or after from is counted in an entry whose End is past from
+// (an attempt's bucket is counted when it starts, at depth 1, and kept
+// while an event may deepen it). Cost: O(len(Counted)), about one entry,
+// instead of scanning the window's events and recomputing their depths.
+func (st *userState) settled(from int64, k int) bool {
+	for i := range st.Counted {
+		if c := &st.Counted[i]; c.End > from && c.Depth < k {
+			return false
+		}
+	}
+	return true
+}
+
+// depthOf is the depth of the attempt started by evs[i]: matching the
 // steps greedily, each by the earliest following event that matches it,
 // finds the longest chain (an exchange argument: any chain can be rewritten
 // to use the earliest candidate for each step).
-func (st *userState) depth(d *Definition, i int) int {
+func depthOf(d *Definition, evs []stepEvent, i int) int {
 	n, depth := len(d.Steps), 1
-	limit := st.Events[i].TS + d.windowMs()
-	for k := i + 1; k < len(st.Events) && depth < n; k++ {
-		e := &st.Events[k]
+	limit := evs[i].TS + d.windowMs()
+	for k := i + 1; k < len(evs) && depth < n; k++ {
+		e := &evs[k]
 		if e.TS > limit {
 			break
 		}
@@ -142,8 +158,8 @@ func (st *userState) raise(bucket, group string, depth int, end int64, changes [
 	return append(changes, change{Bucket: bucket, Group: group, From: old, To: depth})
 }
 
-// prune drops what no accepted event can affect any more: events older than
-// Latest - retention, and counted entries of buckets that ended before that.
+// prune drops what no accepted event can affect any more: own events older
+// than Latest - retention, and counted entries of buckets that ended before that.
 // Any later accepted event is at least Latest - horizon, so the attempts it
 // can deepen start at or after Latest - horizon - window = the cutoff.
 func (st *userState) prune(d *Definition) {
@@ -151,12 +167,16 @@ func (st *userState) prune(d *Definition) {
 	k := sort.Search(len(st.Events), func(i int) bool { return st.Events[i].TS >= cutoff })
 	if k > 0 {
 		st.Events = append(st.Events[:0], st.Events[k:]...)
+		st.changed = true
 	}
 	kept := st.Counted[:0]
 	for _, c := range st.Counted {
 		if c.End > cutoff {
 			kept = append(kept, c)
 		}
+	}
+	if len(kept) != len(st.Counted) {
+		st.changed = true
 	}
 	st.Counted = kept
 }
