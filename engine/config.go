@@ -35,8 +35,18 @@ type Config struct {
 	// CommitRecords commits early once this many input records are in the
 	// open transaction. Default 10000.
 	CommitRecords int
-	// MaxPollRecords bounds one poll. Default 2000.
+	// MaxPollRecords bounds one poll. Default 50000: a poll takes about a
+	// whole fetch, so every partition in it has work (see
+	// FetchMaxPartitionBytes).
 	MaxPollRecords int
+	// FetchMaxPartitionBytes bounds the bytes one fetch returns for a
+	// partition (max.partition.fetch.bytes). A poll drains a buffered
+	// fetch partition by partition, and the records of one transaction
+	// are processed in parallel only across partitions: with franz-go's
+	// 1 MiB (tens of thousands of small events) a transaction held one
+	// partition's records and one worker did all the work. Default
+	// 128 KiB, about a thousand events of a partition per fetch.
+	FetchMaxPartitionBytes int32
 	// IdleAdvance lets the wall clock advance the clock of a caught-up
 	// partition so that waits fire on time in live use (design §3).
 	// Default true; tests that need replay-identical timer firings with
@@ -129,7 +139,10 @@ func (c *Config) EnsureDefaults() {
 		c.CommitRecords = 10000
 	}
 	if c.MaxPollRecords == 0 {
-		c.MaxPollRecords = 2000
+		c.MaxPollRecords = 50000
+	}
+	if c.FetchMaxPartitionBytes == 0 {
+		c.FetchMaxPartitionBytes = 128 << 10
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -165,6 +178,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitRecords < 1 || c.MaxPollRecords < 1 {
 		errs = append(errs, errors.New("commit-records and max-poll-records must be positive"))
+	}
+	if c.FetchMaxPartitionBytes < 1 {
+		errs = append(errs, fmt.Errorf("fetch-max-partition-bytes %d: must be positive", c.FetchMaxPartitionBytes))
 	}
 	if c.StandbyReplicas < 0 {
 		errs = append(errs, fmt.Errorf("standby-replicas %d: must be 0 or more", c.StandbyReplicas))

@@ -182,6 +182,7 @@ func (e *Engine) sessionOpts() []kgo.Opt {
 		kgo.RebalanceTimeout(e.cfg.RebalanceTimeout),
 		kgo.DisableAutoCommit(),
 		kgo.FetchMaxWait(sessionFetchMaxWait),
+		kgo.FetchMaxPartitionBytes(e.cfg.FetchMaxPartitionBytes),
 		kgo.RecordPartitioner(newPartitioner(e.cfg.ChangelogTopic(), e.cfg.AggregatesTopic())),
 		kgo.OnPartitionsAssigned(e.onAssigned),
 		kgo.OnPartitionsRevoked(e.onRevoked),

@@ -43,6 +43,7 @@ type Config struct {
 	MinFreeDiskMB  int64            // --min-free-disk-mb: stop before the state disk fills up
 	Standby        int              // --standby-replicas: warm copies of each partition on other instances
 	StateCache     int64            // --state-cache-bytes: per-user read cache in front of the store
+	FetchPartition int              // --fetch-partition-bytes: max.partition.fetch.bytes of input fetches
 	Kafka          kafkasec.Options // --kafka-tls*, --kafka-sasl-*: how to connect to the brokers
 	LogLevel       string           // --log-level: debug, info, warn, error
 }
@@ -73,6 +74,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MinFreeDiskMB, "min-free-disk-mb", 64, "stop cleanly when the state directory's disk has less free space than this (MiB; -1: never)")
 	fs.IntVar(&c.Standby, "standby-replicas", 0, "instances besides a partition's owner that keep a warm copy of its state by tailing its changelog, so a failover replays only the tail (costs disk and changelog reads)")
 	fs.Int64Var(&c.StateCache, "state-cache-bytes", engine.DefaultStateCacheBytes, "bytes of users' state kept in memory in front of the store, shared by the owned partitions (0: no cache)")
+	fs.IntVar(&c.FetchPartition, "fetch-partition-bytes", 128<<10, "most bytes one input fetch returns per partition (Kafka's max.partition.fetch.bytes): small enough that a fetch holds every owned partition's records, so they are processed in parallel")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	bindKafkaFlags(fs, &c.Kafka)
 }
@@ -101,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StateCache < 0 {
 		errs = append(errs, fmt.Errorf("--state-cache-bytes %d: must be 0 (off) or more", c.StateCache))
+	}
+	if c.FetchPartition < 1024 || c.FetchPartition > 1<<30 {
+		errs = append(errs, fmt.Errorf("--fetch-partition-bytes %d: must be between 1024 and 1073741824", c.FetchPartition))
 	}
 	if c.Standby < 0 {
 		errs = append(errs, fmt.Errorf("--standby-replicas %d: must be 0 or more", c.Standby))
@@ -145,6 +150,8 @@ func (c *Config) Engine() (engine.Config, error) {
 		StatusInterval:     c.StatusInterval,
 		StandbyReplicas:    c.Standby,
 		StateCacheBytes:    stateCacheBytes(c.StateCache),
+		// Validate bounds it to int32.
+		FetchMaxPartitionBytes: int32(c.FetchPartition),
 	}, nil
 }
 
