@@ -104,7 +104,7 @@ func (c *Config) Validate() error {
 	if c.StateCache < 0 {
 		errs = append(errs, fmt.Errorf("--state-cache-bytes %d: must be 0 (off) or more", c.StateCache))
 	}
-	if c.FetchPartition < 1024 || c.FetchPartition > 1<<30 {
+	if c.FetchPartition != 0 && (c.FetchPartition < 1024 || c.FetchPartition > 1<<30) { // 0: the engine's default
 		errs = append(errs, fmt.Errorf("--fetch-partition-bytes %d: must be between 1024 and 1073741824", c.FetchPartition))
 	}
 	if c.Standby < 0 {
