@@ -187,3 +187,37 @@ func TestShadowUntil(t *testing.T) {
 		}
 	}
 }
+
+func TestFetchPartitionBytes(t *testing.T) {
+	cases := []struct {
+		in      int
+		want    int32 // engine.Config.FetchMaxPartitionBytes after defaults
+		wantErr bool
+	}{
+		{0, 128 << 10, false}, // a Config literal: the engine's default
+		{1 << 20, 1 << 20, false},
+		{1024, 1024, false},
+		{100, 0, true},
+		{-1, 0, true},
+		{2 << 30, 0, true},
+	}
+	for _, tc := range cases {
+		c := Config{Definitions: "d", StateDir: "s", LogLevel: "info", HTTP: "127.0.0.1:0", FetchPartition: tc.in}
+		verr := c.Validate()
+		if (verr != nil) != tc.wantErr || (verr != nil && !strings.Contains(verr.Error(), "--fetch-partition-bytes")) {
+			t.Errorf("%d: Validate = %v, want error %v naming the flag", tc.in, verr, tc.wantErr)
+			continue
+		}
+		if tc.wantErr {
+			continue
+		}
+		ecfg, err := c.Engine()
+		if err != nil {
+			t.Fatalf("%d: Engine: %v", tc.in, err)
+		}
+		ecfg.EnsureDefaults()
+		if ecfg.FetchMaxPartitionBytes != tc.want {
+			t.Errorf("%d: FetchMaxPartitionBytes = %d, want %d", tc.in, ecfg.FetchMaxPartitionBytes, tc.want)
+		}
+	}
+}
