@@ -35,7 +35,7 @@ type Config struct {
 	// CommitRecords commits early once this many input records are in the
 	// open transaction. Default 10000.
 	CommitRecords int
-	// MaxPollRecords bounds one poll. Default 50000: a poll takes about a
+	// MaxPollRecords bounds one poll. Default 20000: a poll takes about a
 	// whole fetch, so every partition in it has work (see
 	// FetchMaxPartitionBytes).
 	MaxPollRecords int
@@ -45,7 +45,9 @@ type Config struct {
 	// are processed in parallel only across partitions: with franz-go's
 	// 1 MiB (tens of thousands of small events) a transaction held one
 	// partition's records and one worker did all the work. Default
-	// 128 KiB, about a thousand events of a partition per fetch.
+	// 64 KiB, about 500 small events of a partition per fetch: as fast as
+	// 128 KiB flat out, and smaller transactions keep the latency tail
+	// down (p99 160 against 246 ms at half the maximum rate).
 	FetchMaxPartitionBytes int32
 	// IdleAdvance lets the wall clock advance the clock of a caught-up
 	// partition so that waits fire on time in live use (design §3).
@@ -139,10 +141,10 @@ func (c *Config) EnsureDefaults() {
 		c.CommitRecords = 10000
 	}
 	if c.MaxPollRecords == 0 {
-		c.MaxPollRecords = 50000
+		c.MaxPollRecords = 20000
 	}
 	if c.FetchMaxPartitionBytes == 0 {
-		c.FetchMaxPartitionBytes = 128 << 10
+		c.FetchMaxPartitionBytes = 64 << 10
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
