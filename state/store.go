@@ -267,15 +267,12 @@ func (b *pebbleBatch) Set(key, value []byte) error {
 }
 
 // note records key's latest value for Changes and Commit.
-func (b *pebbleBatch) note(key, value []byte) {
-	if _, ok := b.changed[string(key)]; !ok {
-		b.sorted = b.sorted[:0]
-	}
-	b.changed[string(key)] = value
-}
+func (b *pebbleBatch) note(key, value []byte) { b.changed[string(key)] = value }
 
 // keys returns the written keys in order. Cost: a sort of the keys the
-// first time after a new key was written, then nothing.
+// first time after a new key was written, then nothing. Keys are never
+// removed from changed during a transaction, so sorted is current exactly
+// when it has as many keys.
 func (b *pebbleBatch) keys() []string {
 	if len(b.sorted) == len(b.changed) {
 		return b.sorted
@@ -318,8 +315,18 @@ func (b *pebbleBatch) Empty() bool { return b.b.Empty() }
 // Commit applies the latest value of each written key, in key order, not
 // the indexed batch with every intermediate write: under skewed load a key
 // is written many times per transaction, and each write applied would be
-// another memtable insert and WAL bytes. The outcome is the same state.
+// another memtable insert and WAL bytes. The outcome is the same state. A
+// batch with no key written twice is applied as it is, without the copy.
 func (b *pebbleBatch) Commit() error {
+	if int(b.b.Count()) == len(b.changed) {
+		// No key was written twice (a restore, mostly): the indexed
+		// batch is already the last write of each key.
+		if err := b.s.db.Apply(b.b, b.s.wo); err != nil {
+			return fmt.Errorf("applying state batch: %w", err)
+		}
+		b.reset()
+		return nil
+	}
 	w := b.apply
 	if w == nil {
 		w = b.s.db.NewBatch()
