@@ -253,15 +253,21 @@ type pebbleBatch struct {
 
 func (b *pebbleBatch) Get(key []byte) ([]byte, error) { return get(b.b, key) }
 
+// Set writes key. The change set keeps the value where the batch encoded
+// it, not a copy of its own: a batch's buffer is only appended to until
+// reset, which clears the change set, and a buffer the batch outgrows is
+// left as it was.
 func (b *pebbleBatch) Set(key, value []byte) error {
-	if value == nil {
-		value = []byte{}
-	}
-	if err := b.b.Set(key, value, nil); err != nil {
+	op := b.b.SetDeferred(len(key), len(value))
+	copy(op.Key, key)
+	copy(op.Value, value)
+	if err := op.Finish(); err != nil {
 		return fmt.Errorf("writing state key %x: %w", key, err)
 	}
-	v := make([]byte, len(value)) // non-nil even when empty: nil is a delete
-	copy(v, value)
+	v := op.Value[:len(value):len(value)] // an append by a reader cannot reach the batch
+	if v == nil {
+		v = []byte{} // nil is a delete
+	}
 	b.note(key, v)
 	return nil
 }
