@@ -138,7 +138,7 @@ func (o *Operator) index(exprs map[string]int) {
 		o.nameIdx[name] = int32(i)
 	}
 	for i, f := range o.funnels {
-		f.ord = i
+		f.ord, f.idBytes = i, []byte(f.ID)
 		f.byName = make([]uint32, len(o.events))
 		for name, m := range f.stepsNamed {
 			f.byName[o.nameIdx[name]] = m
@@ -234,12 +234,12 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	if err != nil {
 		return err
 	}
+	if err := rec.states(s.hits, buf, s); err != nil {
+		return err
+	}
 	accepted := false
 	for i := range s.hits {
 		h := &s.hits[i]
-		if h.st, h.found, err = rec.state(h.f, buf, s); err != nil {
-			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
-		}
 		h.late = h.found && ev.TS < h.st.Latest-h.f.horizon()
 		accepted = accepted || !h.late
 	}
@@ -279,6 +279,7 @@ type scratch struct {
 	changes []change
 	buckets bucketCache // kept across events: bucketOf is pure
 	view    []stepEvent
+	parts   []recordPart // userRecord.addParts swaps it with a record's parts
 	nameMap []int32 // appendLog's tables
 	exprMap []int32
 	strMap  []int32
