@@ -279,7 +279,6 @@ type scratch struct {
 	changes []change
 	buckets bucketCache // kept across events: bucketOf is pure
 	view    []stepEvent
-	parts   []recordPart // userRecord.addParts swaps it with a record's parts
 	nameMap []int32 // appendLog's tables
 	exprMap []int32
 	strMap  []int32

@@ -210,12 +210,12 @@ func (r *userRecord) part(d *Definition) (int, bool) {
 func (r *userRecord) states(hits []hit, t *txnState, s *scratch) error {
 	missing := 0
 	for i := range hits {
-		if _, ok := r.part(hits[i].f); !ok {
+		if _, hits[i].found = r.part(hits[i].f); !hits[i].found {
 			missing++
 		}
 	}
 	if missing > 0 {
-		r.addParts(hits, missing, t, s)
+		r.addParts(hits, missing, t)
 	}
 	for i := range hits {
 		h := &hits[i]
@@ -227,31 +227,28 @@ func (r *userRecord) states(hits []hit, t *txnState, s *scratch) error {
 	return nil
 }
 
-// addParts merges into r.parts a new, empty part for each of the missing
-// funnels of hits (sorted by id), and rebuilds partAt. Their states are
-// marked new (state then reports them not found).
-func (r *userRecord) addParts(hits []hit, missing int, t *txnState, s *scratch) {
-	merged := s.parts[:0]
-	if cap(merged) < len(r.parts)+missing {
-		merged = make([]recordPart, 0, len(r.parts)+missing)
-	}
-	k := 0
-	for i := range hits {
-		d := hits[i].f
-		if _, ok := r.part(d); ok {
+// addParts merges into r.parts a new, empty part for the funnel of each
+// hit that is not found (hits are sorted by id), in place from the end,
+// and rebuilds partAt. Their states are marked fresh: state hands each out
+// once as not found.
+func (r *userRecord) addParts(hits []hit, missing int, t *txnState) {
+	k := len(r.parts) - 1
+	r.parts = slices.Grow(r.parts, missing)[:len(r.parts)+missing]
+	w := len(r.parts) - 1
+	for i := len(hits) - 1; i >= 0; i-- {
+		if hits[i].found {
 			continue
 		}
-		for k < len(r.parts) && string(r.parts[k].id) < d.ID {
-			merged = append(merged, r.parts[k])
-			k++
+		d := hits[i].f
+		for k >= 0 && string(r.parts[k].id) > d.ID {
+			r.parts[w] = r.parts[k]
+			w, k = w-1, k-1
 		}
 		st := t.newState()
 		st.fresh = true
-		merged = append(merged, recordPart{id: d.idBytes, st: st, def: d})
+		r.parts[w] = recordPart{id: d.idBytes, st: st, def: d}
+		w--
 	}
-	merged = append(merged, r.parts[k:]...)
-	clear(r.parts)
-	r.parts, s.parts = merged, r.parts[:0]
 	r.cur = 0
 	for k := range r.partAt {
 		r.partAt[k] = -1
