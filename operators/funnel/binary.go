@@ -266,6 +266,7 @@ func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]st
 type interner struct {
 	m      map[string]string
 	labels [16]packedLabel // by packed value mod 16: a record's few labels
+	recent [16]string      // the last strings returned, by a hash of length and ends: no map hash for a record's few groups
 }
 
 // packedLabel is a label and its packed value (packLabel).
@@ -297,7 +298,17 @@ func (in *interner) str(b []byte) string {
 	if in == nil {
 		return string(b)
 	}
+	var e *string
+	if len(b) > 0 {
+		e = &in.recent[(len(b)+int(b[0])+int(b[len(b)-1])<<1)%len(in.recent)]
+		if *e == string(b) {
+			return *e
+		}
+	}
 	if s, ok := in.m[string(b)]; ok {
+		if e != nil {
+			*e = s
+		}
 		return s
 	}
 	if in.m == nil || len(in.m) >= maxInterned {
@@ -305,6 +316,9 @@ func (in *interner) str(b []byte) string {
 	}
 	s := string(b)
 	in.m[s] = s
+	if e != nil {
+		*e = s
+	}
 	return s
 }
 
