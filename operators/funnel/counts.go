@@ -216,7 +216,7 @@ func (t *txnState) newState() *userState {
 		st.Counted = st.countedBuf[:0]
 	}
 	st.Latest, st.Events, st.Counted = 0, st.Events[:0], st.Counted[:0]
-	st.Since, st.Except, st.changed, st.fresh = 0, st.Except[:0], false, false
+	st.Since, st.Except, st.changed = 0, st.Except[:0], false
 	return st
 }
 

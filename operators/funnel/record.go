@@ -219,8 +219,13 @@ func (r *userRecord) states(hits []hit, t *txnState, s *scratch) error {
 	}
 	for i := range hits {
 		h := &hits[i]
+		if !h.found {
+			at, _ := r.part(h.f)
+			h.st = r.parts[at].st
+			continue
+		}
 		var err error
-		if h.st, h.found, err = r.state(h.f, t, s); err != nil {
+		if h.st, _, err = r.state(h.f, t, s); err != nil {
 			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
 		}
 	}
@@ -229,8 +234,7 @@ func (r *userRecord) states(hits []hit, t *txnState, s *scratch) error {
 
 // addParts merges into r.parts a new, empty part for the funnel of each
 // hit that is not found (hits are sorted by id), in place from the end,
-// and rebuilds partAt. Their states are marked fresh: state hands each out
-// once as not found.
+// and rebuilds partAt.
 func (r *userRecord) addParts(hits []hit, missing int, t *txnState) {
 	k := len(r.parts) - 1
 	r.parts = slices.Grow(r.parts, missing)[:len(r.parts)+missing]
@@ -244,9 +248,7 @@ func (r *userRecord) addParts(hits []hit, missing int, t *txnState) {
 			r.parts[w] = r.parts[k]
 			w, k = w-1, k-1
 		}
-		st := t.newState()
-		st.fresh = true
-		r.parts[w] = recordPart{id: d.idBytes, st: st, def: d}
+		r.parts[w] = recordPart{id: d.idBytes, st: t.newState(), def: d}
 		w--
 	}
 	r.cur = 0
@@ -261,8 +263,8 @@ func (r *userRecord) addParts(hits []hit, missing int, t *txnState) {
 }
 
 // state returns the user's state in funnel d, decoding it on first use;
-// found is false if the user had none before this event, and the state is
-// then a new, empty part of the record.
+// found is false if the user had none, and the state is then a new, empty
+// part of the record.
 func (r *userRecord) state(d *Definition, t *txnState, s *scratch) (st *userState, found bool, err error) {
 	i, ok := r.part(d)
 	if !ok {
@@ -278,10 +280,6 @@ func (r *userRecord) state(d *Definition, t *txnState, s *scratch) (st *userStat
 		return r.parts[i].st, false, nil
 	}
 	p := &r.parts[i]
-	if p.st != nil && p.st.fresh {
-		p.st.fresh = false
-		return p.st, false, nil
-	}
 	if p.st != nil {
 		return p.st, true, nil
 	}

@@ -35,7 +35,6 @@ type userState struct {
 	Except  []int64 // seqs of log entries too late for this funnel
 
 	changed    bool       // since decoded, in more than Latest
-	fresh      bool       // added by userRecord.addParts, not yet handed out by state
 	countedBuf [2]counted // Counted's memory while it is short
 }
 
