@@ -274,7 +274,6 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 type scratch struct {
 	m       matcher
 	groups  []string
-	arena   []byte
 	hits    []hit
 	changes []change
 	buckets bucketCache // kept across events: bucketOf is pure
@@ -292,9 +291,6 @@ func (s *scratch) release() {
 	s.hits = s.hits[:0]
 	clear(s.changes)
 	s.changes = s.changes[:0]
-	if cap(s.arena) > 1<<20 { // do not pin the memory of one huge part
-		s.arena = nil
-	}
 	scratchPool.Put(s)
 }
 
