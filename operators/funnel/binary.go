@@ -128,8 +128,7 @@ func (r *binReader) label(in *interner) string {
 		return ""
 	}
 	if v&1 != 0 {
-		var buf [16]byte
-		return in.str(unpackLabel(buf[:0], v>>1))
+		return in.label(v >> 1)
 	}
 	if v>>1 > uint64(len(r.b)) {
 		r.fail("label of %d bytes exceeds the value", v>>1)
@@ -265,7 +264,31 @@ func (st *userState) decodeBinary(b []byte, groups []string, in *interner) ([]st
 // again: groups and bucket labels repeat across funnels and events. A nil
 // interner allocates every time.
 type interner struct {
-	m map[string]string
+	m      map[string]string
+	labels [16]packedLabel // by packed value mod 16: a record's few labels
+	recent [16]string      // the last strings returned, by a hash of length and ends: no map hash for a record's few groups
+}
+
+// packedLabel is a label and its packed value (packLabel).
+type packedLabel struct {
+	v uint64
+	s string
+}
+
+// label returns the label packed as v, from a small cache of the last
+// labels unpacked: a record holds a few labels many times, and unpacking
+// one and interning it costs a hash.
+func (in *interner) label(v uint64) string {
+	if in == nil {
+		var buf [16]byte
+		return string(unpackLabel(buf[:0], v))
+	}
+	e := &in.labels[v%uint64(len(in.labels))]
+	if e.s == "" || e.v != v {
+		var buf [16]byte
+		*e = packedLabel{v: v, s: in.str(unpackLabel(buf[:0], v))}
+	}
+	return e.s
 }
 
 // maxInterned bounds the strings of an interner; it starts over when full.
@@ -275,7 +298,17 @@ func (in *interner) str(b []byte) string {
 	if in == nil {
 		return string(b)
 	}
+	var e *string
+	if len(b) > 0 {
+		e = &in.recent[(len(b)+int(b[0])+int(b[len(b)-1])<<1)%len(in.recent)]
+		if *e == string(b) {
+			return *e
+		}
+	}
 	if s, ok := in.m[string(b)]; ok {
+		if e != nil {
+			*e = s
+		}
 		return s
 	}
 	if in.m == nil || len(in.m) >= maxInterned {
@@ -283,6 +316,9 @@ func (in *interner) str(b []byte) string {
 	}
 	s := string(b)
 	in.m[s] = s
+	if e != nil {
+		*e = s
+	}
 	return s
 }
 

@@ -66,6 +66,7 @@ type Definition struct {
 	hasConds   bool     // some step has a when
 	hourly     bool     // Bucket == BucketHour
 	ord        int      // index among the operator's funnels
+	idBytes    []byte   // ID, shared by the new record parts of the funnel: never modified
 	groupProp  string   // group_by is event.props.<groupProp>: read it without the VM
 	windowMS   int64    // Window in ms
 }

@@ -138,7 +138,7 @@ func (o *Operator) index(exprs map[string]int) {
 		o.nameIdx[name] = int32(i)
 	}
 	for i, f := range o.funnels {
-		f.ord = i
+		f.ord, f.idBytes = i, []byte(f.ID)
 		f.byName = make([]uint32, len(o.events))
 		for name, m := range f.stepsNamed {
 			f.byName[o.nameIdx[name]] = m
@@ -234,12 +234,12 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 	if err != nil {
 		return err
 	}
+	if err := rec.states(s.hits, buf, s); err != nil {
+		return err
+	}
 	accepted := false
 	for i := range s.hits {
 		h := &s.hits[i]
-		if h.st, h.found, err = rec.state(h.f, buf, s); err != nil {
-			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
-		}
 		h.late = h.found && ev.TS < h.st.Latest-h.f.horizon()
 		accepted = accepted || !h.late
 	}
@@ -274,7 +274,6 @@ func (o *Operator) OnEvent(ctx *engine.Context, ev *engine.Event) error {
 type scratch struct {
 	m       matcher
 	groups  []string
-	arena   []byte
 	hits    []hit
 	changes []change
 	buckets bucketCache // kept across events: bucketOf is pure
@@ -292,9 +291,6 @@ func (s *scratch) release() {
 	s.hits = s.hits[:0]
 	clear(s.changes)
 	s.changes = s.changes[:0]
-	if cap(s.arena) > 1<<20 { // do not pin the memory of one huge part
-		s.arena = nil
-	}
 	scratchPool.Put(s)
 }
 

@@ -133,7 +133,11 @@ func (r *userRecord) decode(b []byte, o *Operator) error {
 		layout, rd.b = partLog, rd.b[2:]
 		r.decodeLog(rd, o)
 	}
-	for n := rd.count(2); n > 0 && rd.err == nil; n-- {
+	n := rd.count(2)
+	if cap(r.parts) < n {
+		r.parts = make([]recordPart, 0, n)
+	}
+	for ; n > 0 && rd.err == nil; n-- {
 		p := recordPart{id: rd.bytes(), layout: layout}
 		p.raw = rd.bytes()
 		r.parts = append(r.parts, p)
@@ -147,16 +151,24 @@ func (r *userRecord) decode(b []byte, o *Operator) error {
 	return r.finishDecode(o)
 }
 
+// finishDecode checks the parts' order and maps them to o's funnels, in
+// one walk of both (each is sorted by id).
 func (r *userRecord) finishDecode(o *Operator) error {
-	if o != nil {
-		resetMap(&r.partAt, len(o.funnels))
-		for i := range r.parts {
-			if d := o.byID[string(r.parts[i].id)]; d != nil {
-				r.parts[i].def, r.partAt[d.ord] = d, int32(i)
-			}
+	if err := r.checkSorted(); err != nil || o == nil {
+		return err
+	}
+	resetMap(&r.partAt, len(o.funnels))
+	fs, j := o.funnels, 0
+	for i := range r.parts {
+		id := r.parts[i].id
+		for j < len(fs) && fs[j].ID < string(id) {
+			j++
+		}
+		if j < len(fs) && fs[j].ID == string(id) {
+			r.parts[i].def, r.partAt[j] = fs[j], int32(i)
 		}
 	}
-	return r.checkSorted()
+	return nil
 }
 
 func (r *userRecord) checkSorted() error {
@@ -182,20 +194,81 @@ func (r *userRecord) find(id string) (int, bool) {
 	return i, i < len(r.parts) && string(r.parts[i].id) == id
 }
 
+// part returns the index of d's part, or where to insert it.
+func (r *userRecord) part(d *Definition) (int, bool) {
+	if d.ord < len(r.partAt) && r.partAt[d.ord] >= 0 {
+		return int(r.partAt[d.ord]), true
+	}
+	return r.find(d.ID)
+}
+
+// states sets every hit's st and found: its state in its funnel, as state
+// returns it. hits must be sorted by funnel id (Operator.byEvent is): the
+// parts of the funnels the user had none in are then added in one merge
+// pass, so a user entering all n funnels costs O(parts + n), not one
+// insertion of O(parts) each.
+func (r *userRecord) states(hits []hit, t *txnState, s *scratch) error {
+	missing := 0
+	for i := range hits {
+		if _, hits[i].found = r.part(hits[i].f); !hits[i].found {
+			missing++
+		}
+	}
+	if missing > 0 {
+		r.addParts(hits, missing, t)
+	}
+	for i := range hits {
+		h := &hits[i]
+		if !h.found {
+			at, _ := r.part(h.f)
+			h.st = r.parts[at].st
+			continue
+		}
+		var err error
+		if h.st, _, err = r.state(h.f, t, s); err != nil {
+			return fmt.Errorf("funnel %s: %w", h.f.ID, err)
+		}
+	}
+	return nil
+}
+
+// addParts merges into r.parts a new, empty part for the funnel of each
+// hit that is not found (hits are sorted by id), in place from the end,
+// and rebuilds partAt.
+func (r *userRecord) addParts(hits []hit, missing int, t *txnState) {
+	k := len(r.parts) - 1
+	r.parts = slices.Grow(r.parts, missing)[:len(r.parts)+missing]
+	w := len(r.parts) - 1
+	for i := len(hits) - 1; i >= 0; i-- {
+		if hits[i].found {
+			continue
+		}
+		d := hits[i].f
+		for k >= 0 && string(r.parts[k].id) > d.ID {
+			r.parts[w] = r.parts[k]
+			w, k = w-1, k-1
+		}
+		r.parts[w] = recordPart{id: d.idBytes, st: t.newState(), def: d}
+		w--
+	}
+	r.cur = 0
+	for k := range r.partAt {
+		r.partAt[k] = -1
+	}
+	for i := range r.parts {
+		if d := r.parts[i].def; d != nil && d.ord < len(r.partAt) {
+			r.partAt[d.ord] = int32(i)
+		}
+	}
+}
+
 // state returns the user's state in funnel d, decoding it on first use;
 // found is false if the user had none, and the state is then a new, empty
 // part of the record.
 func (r *userRecord) state(d *Definition, t *txnState, s *scratch) (st *userState, found bool, err error) {
-	var i int
-	ok := false
-	if d.ord < len(r.partAt) {
-		i, ok = int(r.partAt[d.ord]), r.partAt[d.ord] >= 0
-	}
+	i, ok := r.part(d)
 	if !ok {
-		i, ok = r.find(d.ID)
-	}
-	if !ok {
-		r.parts = slices.Insert(r.parts, i, recordPart{id: []byte(d.ID), st: t.newState(), def: d})
+		r.parts = slices.Insert(r.parts, i, recordPart{id: d.idBytes, st: t.newState(), def: d})
 		for k, at := range r.partAt {
 			if int(at) >= i {
 				r.partAt[k]++
@@ -254,13 +327,7 @@ func (r *userRecord) hasSeq(seq int64) bool {
 // are. The record must not be used after: its decoded parts are not
 // written back to raw.
 func (r *userRecord) encode(o *Operator, t *txnState, s *scratch) ([]byte, error) {
-	size, n := 4+2*binary.MaxVarintLen64+len(r.log)*8+len(r.vals)*4, 0
-	for _, p := range r.parts {
-		if p.def != nil {
-			size += 2*binary.MaxVarintLen64 + len(p.id) + len(p.raw)
-			n++
-		}
-	}
+	size, n := r.encodedSize()
 	// A fresh buffer: the store may keep the value it is given.
 	b := append(make([]byte, 0, size), state.ValueVersion, binaryMark, 0, logLayout)
 	b = r.appendLog(b, o, s)
@@ -275,15 +342,53 @@ func (r *userRecord) encode(o *Operator, t *txnState, s *scratch) ([]byte, error
 				return nil, err
 			}
 		}
-		raw := p.raw
-		if p.st != nil && (p.st.changed || p.layout != partLog) {
-			s.arena, s.groups = p.st.appendLogPart(s.arena[:0], r, s.groups)
-			raw = s.arena
-		}
 		b = binary.AppendUvarint(b, uint64(len(p.id)))
 		b = append(b, p.id...)
-		b = binary.AppendUvarint(b, uint64(len(raw)))
-		b = append(b, raw...)
+		if p.st != nil && (p.st.changed || p.layout != partLog) {
+			at := len(b)
+			b, s.groups = p.st.appendLogPart(append(b, 0), r, s.groups)
+			b = fixLength(b, at)
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(p.raw)))
+		b = append(b, p.raw...)
 	}
 	return b, nil
+}
+
+// encodedSize estimates the size of the encoded record, so that encode
+// allocates once: the raw size of the parts read, about what their states
+// encode to for the new ones. It also returns the number of parts encode
+// writes.
+func (r *userRecord) encodedSize() (size, n int) {
+	size = 4 + 2*binary.MaxVarintLen64 + len(r.log)*8 + len(r.vals)*4
+	for i := range r.parts {
+		p := &r.parts[i]
+		if p.def == nil {
+			continue
+		}
+		size += 2*binary.MaxVarintLen64 + len(p.id) + len(p.raw)
+		if st := p.st; st != nil && p.raw == nil {
+			size += 16 + len(st.Except)*4 + len(st.Events)*8 + len(st.Counted)*16
+		}
+		n++
+	}
+	return size, n
+}
+
+// fixLength turns b[at], a one-byte placeholder followed by the bytes
+// written after it, into their length as a uvarint, moving them if the
+// length takes more than one byte.
+func fixLength(b []byte, at int) []byte {
+	n := len(b) - at - 1
+	if n < 0x80 {
+		b[at] = byte(n)
+		return b
+	}
+	var head [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(head[:], uint64(n))
+	b = append(b, head[:k-1]...)
+	copy(b[at+k:], b[at+1:at+1+n])
+	copy(b[at:], head[:k])
+	return b
 }

@@ -34,8 +34,7 @@ type userState struct {
 	Since   int64   // the seq of the log entry that created the part
 	Except  []int64 // seqs of log entries too late for this funnel
 
-	changed    bool       // since decoded, in more than Latest
-	countedBuf [2]counted // Counted's memory while it is short
+	changed bool // since decoded, in more than Latest
 }
 
 // stepEvent is an accepted event that matched at least one step.
