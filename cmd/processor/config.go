@@ -74,7 +74,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MinFreeDiskMB, "min-free-disk-mb", 64, "stop cleanly when the state directory's disk has less free space than this (MiB; -1: never)")
 	fs.IntVar(&c.Standby, "standby-replicas", 0, "instances besides a partition's owner that keep a warm copy of its state by tailing its changelog, so a failover replays only the tail (costs disk and changelog reads)")
 	fs.Int64Var(&c.StateCache, "state-cache-bytes", engine.DefaultStateCacheBytes, "bytes of users' state kept in memory in front of the store, shared by the owned partitions (0: no cache)")
-	fs.IntVar(&c.FetchPartition, "fetch-partition-bytes", 64<<10, "most bytes one input fetch returns per partition (Kafka's max.partition.fetch.bytes): small enough that a fetch holds every owned partition's records, so they are processed in parallel")
+	fs.IntVar(&c.FetchPartition, "fetch-partition-bytes", 1<<20, "most bytes one input fetch returns per partition (Kafka's max.partition.fetch.bytes); keep it above the largest record batch producers write")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	bindKafkaFlags(fs, &c.Kafka)
 }

@@ -194,7 +194,7 @@ func TestFetchPartitionBytes(t *testing.T) {
 		want    int32 // engine.Config.FetchMaxPartitionBytes after defaults
 		wantErr bool
 	}{
-		{0, 64 << 10, false}, // a Config literal: the engine's default
+		{0, 1 << 20, false}, // a Config literal: the engine's default
 		{1 << 20, 1 << 20, false},
 		{1024, 1024, false},
 		{100, 0, true},
