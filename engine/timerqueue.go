@@ -1,8 +1,10 @@
 package engine
 
 import (
-	"encoding/binary"
+	"container/heap"
 	"math"
+
+	"github.com/cairn-cjo/cairn/state"
 )
 
 // timerQueue is the in-memory index of one partition's timers: every timer
@@ -19,7 +21,8 @@ import (
 // timers in the order it always did. The map key is the key's tail after
 // the due time, a substring sharing the key's bytes.
 //
-// Cost: Push, Remove and PopMin are O(log n); MinDue and Len are O(1).
+// Cost: Push, Remove and PopMin are O(log n) (container/heap); MinDue and
+// Len are O(1).
 // Memory: about 70 bytes per timer plus its key (13 bytes, the operator,
 // user and id, and their length prefixes, rounded up to Go's size
 // class): 116 bytes for a journey timer with a 12-byte user id in
@@ -28,21 +31,16 @@ import (
 // Not safe for concurrent use: it belongs to its partition core's
 // goroutine.
 type timerQueue struct {
-	heap  []*timerEntry
+	heap  timerHeap
 	byTag map[string]*timerEntry // timer key minus the prefix and due -> entry
 }
 
 // timerEntry is one pending timer. key is its full timer key; i its index
-// in the heap, kept up to date by every move.
+// in the heap, kept up to date by Swap.
 type timerEntry struct {
 	key string
 	i   int
 }
-
-// timerKeyIdentity is where the identity (operator, user, id) starts in a
-// timer key: after the 4-byte partition, the tag and the 8-byte due time
-// (state/keys.go).
-const timerKeyIdentity = 4 + 1 + 8
 
 func newTimerQueue() *timerQueue {
 	return &timerQueue{byTag: map[string]*timerEntry{}}
@@ -57,22 +55,15 @@ func (q *timerQueue) MinDue() int64 {
 	if len(q.heap) == 0 {
 		return math.MaxInt64
 	}
-	return timerKeyDue(q.heap[0].key)
-}
-
-// timerKeyDue decodes the due time of a timer key (big-endian, sign bit
-// flipped, after the partition and the tag).
-func timerKeyDue(key string) int64 {
-	return int64(binary.BigEndian.Uint64([]byte(key[5:timerKeyIdentity])) ^ (1 << 63))
+	return state.TimerKeyDue(q.heap[0].key)
 }
 
 // Push adds the timer with key; a timer with the same identity must not be
 // in the queue (Remove it first).
 func (q *timerQueue) Push(key string) {
-	e := &timerEntry{key: key, i: len(q.heap)}
-	q.byTag[key[timerKeyIdentity:]] = e
-	q.heap = append(q.heap, e)
-	q.up(e.i)
+	e := &timerEntry{key: key}
+	q.byTag[key[state.TimerIdentityAt:]] = e
+	heap.Push(&q.heap, e)
 }
 
 // Remove drops the timer whose key ends with identity (the operator, user
@@ -82,7 +73,8 @@ func (q *timerQueue) Remove(identity []byte) (key string, ok bool) {
 	if !ok {
 		return "", false
 	}
-	q.removeAt(e.i)
+	heap.Remove(&q.heap, e.i)
+	delete(q.byTag, e.key[state.TimerIdentityAt:])
 	return e.key, true
 }
 
@@ -91,56 +83,31 @@ func (q *timerQueue) PopMin() (key string, ok bool) {
 	if len(q.heap) == 0 {
 		return "", false
 	}
-	e := q.heap[0]
-	q.removeAt(0)
+	e := heap.Pop(&q.heap).(*timerEntry)
+	delete(q.byTag, e.key[state.TimerIdentityAt:])
 	return e.key, true
 }
 
-func (q *timerQueue) removeAt(i int) {
-	e := q.heap[i]
-	delete(q.byTag, e.key[timerKeyIdentity:])
-	last := len(q.heap) - 1
-	if i != last {
-		q.swap(i, last)
-	}
-	q.heap[last] = nil
-	q.heap = q.heap[:last]
-	if i != last {
-		q.down(i)
-		q.up(i)
-	}
+// timerHeap is a min-heap of timer entries by key, for container/heap.
+type timerHeap []*timerEntry
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].key < h[j].key }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].i, h[j].i = i, j
 }
 
-func (q *timerQueue) swap(i, j int) {
-	q.heap[i], q.heap[j] = q.heap[j], q.heap[i]
-	q.heap[i].i, q.heap[j].i = i, j
+func (h *timerHeap) Push(x any) {
+	e := x.(*timerEntry)
+	e.i = len(*h)
+	*h = append(*h, e)
 }
 
-func (q *timerQueue) up(i int) {
-	for i > 0 {
-		parent := (i - 1) / 2
-		if q.heap[parent].key <= q.heap[i].key {
-			return
-		}
-		q.swap(i, parent)
-		i = parent
-	}
-}
-
-func (q *timerQueue) down(i int) {
-	n := len(q.heap)
-	for {
-		least := i
-		if l := 2*i + 1; l < n && q.heap[l].key < q.heap[least].key {
-			least = l
-		}
-		if r := 2*i + 2; r < n && q.heap[r].key < q.heap[least].key {
-			least = r
-		}
-		if least == i {
-			return
-		}
-		q.swap(i, least)
-		i = least
-	}
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }

@@ -19,7 +19,7 @@ func qk(due int64, op, user, id string) string {
 
 // qident returns the identity (operator, user, id) part of a timer key.
 func qident(op, user, id string) []byte {
-	return state.TimerKey(0, 0, op, user, id)[timerKeyIdentity:]
+	return state.TimerKey(0, 0, op, user, id)[state.TimerIdentityAt:]
 }
 
 type qop struct {
@@ -82,8 +82,8 @@ func TestTimerQueueOrder(t *testing.T) {
 				t.Fatalf("Len = %d, want %d", q.Len(), len(tt.want))
 			}
 			for i, w := range tt.want {
-				if due := q.MinDue(); due != timerKeyDue(w) {
-					t.Fatalf("pop %d: MinDue = %d, want %d", i, due, timerKeyDue(w))
+				if due := q.MinDue(); due != state.TimerKeyDue(w) {
+					t.Fatalf("pop %d: MinDue = %d, want %d", i, due, state.TimerKeyDue(w))
 				}
 				if got, ok := q.PopMin(); !ok || got != w {
 					t.Fatalf("pop %d = %x, %v; want %x", i, got, ok, w)
@@ -138,7 +138,7 @@ func TestTimerQueueMatchesSortedModel(t *testing.T) {
 			if got != keys[0] {
 				t.Fatalf("step %d: PopMin = %x, want %x", step, got, keys[0])
 			}
-			delete(model, got[timerKeyIdentity:])
+			delete(model, got[state.TimerIdentityAt:])
 		}
 		if q.Len() != len(model) {
 			t.Fatalf("step %d: Len = %d, want %d", step, q.Len(), len(model))

@@ -18,7 +18,7 @@ func (c *partitionCore) timers() (*timerQueue, error) {
 	q := newTimerQueue()
 	pre := state.TimerPrefix(c.p)
 	err := c.batch.Scan(pre, state.PrefixEnd(pre), func(k, _ []byte) error {
-		if len(k) <= timerKeyIdentity {
+		if len(k) <= state.TimerIdentityAt {
 			return fmt.Errorf("loading timer %x: %w", k, state.ErrBadKey)
 		}
 		q.Push(string(k)) // keys come in order: no sifting
@@ -45,7 +45,7 @@ func (c *partitionCore) setTimer(op, user, id string, due int64, payload []byte)
 		return err
 	}
 	k := state.TimerKey(c.p, due, op, user, id)
-	if old, ok := q.Remove(k[timerKeyIdentity:]); ok {
+	if old, ok := q.Remove(k[state.TimerIdentityAt:]); ok {
 		c.timerDelta--
 		// The same due time writes the same key: the Set below replaces it.
 		if old != string(k) {
@@ -72,7 +72,7 @@ func (c *partitionCore) cancelTimer(op, user, id string) error {
 	if err != nil {
 		return err
 	}
-	old, ok := q.Remove(state.TimerKey(c.p, 0, op, user, id)[timerKeyIdentity:])
+	old, ok := q.Remove(state.TimerKey(c.p, 0, op, user, id)[state.TimerIdentityAt:])
 	if !ok {
 		return nil
 	}

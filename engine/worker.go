@@ -241,7 +241,7 @@ func (w *worker) flush() error {
 	w.changelogMax.Store(-1)
 	topic := w.e.cfg.ChangelogTopic()
 	return w.core.batch.Changes(func(k, v []byte) error {
-		r := &kgo.Record{Topic: topic, Partition: w.p, Key: append([]byte(nil), k...), Value: v}
+		r := &kgo.Record{Topic: topic, Partition: w.p, Key: k, Value: v} // Changes' keys are fresh copies
 		w.e.sess.Produce(context.Background(), r, w.changelogPromise)
 		return nil
 	})

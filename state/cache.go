@@ -120,10 +120,10 @@ func (b *CachedBatch) Get(key []byte) ([]byte, error) {
 		return b.inner.Get(key)
 	}
 	g, err := b.group(key[:n])
-	if err != nil || g == nil {
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
+	}
+	if g == nil {
 		return b.inner.Get(key)
 	}
 	i, ok := g.find(key)
@@ -365,12 +365,5 @@ func insideGroup(lower, upper, prefix []byte) bool {
 	if upper == nil || bytes.Compare(lower, upper) >= 0 {
 		return false
 	}
-	if bytes.HasPrefix(upper, prefix) {
-		return true
-	}
-	i := len(prefix) - 1
-	for i >= 0 && prefix[i] == 0xff {
-		i--
-	}
-	return i >= 0 && len(upper) == i+1 && bytes.Equal(upper[:i], prefix[:i]) && upper[i] == prefix[i]+1
+	return bytes.HasPrefix(upper, prefix) || bytes.Equal(upper, PrefixEnd(prefix))
 }

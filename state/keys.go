@@ -96,8 +96,27 @@ func TimerPrefix(p int32) []byte { return tagged(p, TagTimer, 0) }
 // TimerKey returns the due-ordered key of a timer.
 func TimerKey(p int32, due int64, op, user, id string) []byte {
 	b := tagged(p, TagTimer, 8+len(op)+len(user)+len(id)+6)
-	b = binary.BigEndian.AppendUint64(b, uint64(due)^(1<<63))
+	b = binary.BigEndian.AppendUint64(b, uint64(due)^dueBias)
 	return appendLP(appendLP(appendLP(b, op), user), id)
+}
+
+// dueBias flips the sign bit of a due time, so that negative times sort
+// before positive ones in big-endian byte order.
+const dueBias = 1 << 63
+
+// TimerIdentityAt is where a timer key's identity, lp(operator) | lp(user)
+// | lp(id), starts: after the partition, the tag and the due time. The keys
+// of one timer at different due times share everything from there on.
+const TimerIdentityAt = 4 + 1 + 8
+
+// TimerKeyDue returns the due time of a timer key, which must be at least
+// TimerIdentityAt bytes long. It is DecodeKey's Due without the rest.
+func TimerKeyDue[K ~string | ~[]byte](key K) int64 {
+	var due uint64
+	for i := 5; i < TimerIdentityAt; i++ {
+		due = due<<8 | uint64(key[i])
+	}
+	return int64(due ^ dueBias)
 }
 
 // TimerIndexKey returns the per-user reverse-index key of a timer.
@@ -155,7 +174,7 @@ func DecodeKey(b []byte) (Key, error) {
 		if len(rest) < 8 {
 			return Key{}, fmt.Errorf("decoding timer key %x: %w", b, ErrBadKey)
 		}
-		k.Due = int64(binary.BigEndian.Uint64(rest) ^ (1 << 63))
+		k.Due = TimerKeyDue(b)
 		rest = rest[8:]
 		err = readFields(rest, &k.Operator, &k.User, &k.ID)
 	case TagTimerIdx:

@@ -54,7 +54,9 @@ type Batch interface {
 	Delete(key []byte) error
 	Scan(lower, upper []byte, fn func(key, value []byte) error) error
 	// Changes calls fn once per key written since the batch was created or
-	// last reset, in key order, with value nil for a deletion.
+	// last reset, in key order, with value nil for a deletion. The key is
+	// a fresh copy fn may keep; the value is valid until the batch is
+	// reset (by Commit or Discard).
 	Changes(fn func(key, value []byte) error) error
 	// Empty reports whether the batch holds no writes.
 	Empty() bool
@@ -324,33 +326,14 @@ func (b *pebbleBatch) Empty() bool { return b.b.Empty() }
 // another memtable insert and WAL bytes. The outcome is the same state. A
 // batch with no key written twice is applied as it is, without the copy.
 func (b *pebbleBatch) Commit() error {
-	if int(b.b.Count()) == len(b.changed) {
-		// No key was written twice (a restore, mostly): the indexed
-		// batch is already the last write of each key.
-		if err := b.s.db.Apply(b.b, b.s.wo); err != nil {
-			return fmt.Errorf("applying state batch: %w", err)
-		}
-		b.reset()
-		return nil
-	}
-	w := b.apply
-	if w == nil {
-		w = b.s.db.NewBatch()
-		b.apply = w
-	}
-	for _, k := range b.keys() {
-		var err error
-		if v := b.changed[k]; v == nil {
-			err = w.Delete([]byte(k), nil)
-		} else {
-			err = w.Set([]byte(k), v, nil)
-		}
-		if err != nil {
-			return fmt.Errorf("applying state batch: %w", err)
-		}
+	w := b.b // no key written twice (a restore, mostly): already the last writes
+	if int(b.b.Count()) != len(b.changed) {
+		w = b.lastWrites()
 	}
 	err := b.s.db.Apply(w, b.s.wo)
-	b.apply = resetApplied(w)
+	if w != b.b {
+		b.apply = resetApplied(w)
+	}
 	if err != nil {
 		return fmt.Errorf("applying state batch: %w", err)
 	}
@@ -358,16 +341,42 @@ func (b *pebbleBatch) Commit() error {
 	return nil
 }
 
+// lastWrites fills the reusable plain batch with the last write of each
+// changed key, in key order. The keys are copied straight from the change
+// set's strings into the batch.
+func (b *pebbleBatch) lastWrites() *pebble.Batch {
+	if b.apply == nil {
+		b.apply = b.s.db.NewBatch()
+	}
+	w := b.apply
+	for _, k := range b.keys() {
+		v := b.changed[k]
+		var op *pebble.DeferredBatchOp
+		if v == nil {
+			op = w.DeleteDeferred(len(k))
+		} else {
+			op = w.SetDeferred(len(k), len(v))
+			copy(op.Value, v)
+		}
+		copy(op.Key, k)
+		_ = op.Finish() // a plain batch has no index to fail on
+	}
+	return w
+}
+
 // resetApplied empties a plain batch for reuse, or returns nil (a new one
-// is made next time) if it grew past 1 MiB, which Pebble would not keep.
+// is made next time) if it grew past keptBatchBytes.
 func resetApplied(w *pebble.Batch) *pebble.Batch {
-	if len(w.Repr()) > 1<<20 {
+	if len(w.Repr()) > keptBatchBytes {
 		_ = w.Close()
 		return nil
 	}
 	w.Reset()
 	return w
 }
+
+// keptBatchBytes is the largest batch buffer Pebble keeps on Reset.
+const keptBatchBytes = 1 << 20
 
 func (b *pebbleBatch) Discard() { b.reset() }
 
@@ -378,7 +387,7 @@ func (b *pebbleBatch) Discard() { b.reset() }
 // size: a transaction that writes as much as the last one then appends
 // without growing (and copying) its buffer step by step.
 func (b *pebbleBatch) reset() {
-	if n := len(b.b.Repr()); n > 1<<20 {
+	if n := len(b.b.Repr()); n > keptBatchBytes {
 		_ = b.b.Close()
 		b.b = b.s.db.NewIndexedBatchWithSize(min(n+n/4, maxPresized))
 	} else {

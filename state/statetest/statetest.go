@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"delete range", deleteRange},
 		{"an empty value is not a delete", emptyIsNotDelete},
 		{"commit applies the last write per key", commitLastWrite},
+		{"changes hands out keys the caller may keep", changesKeysAreCopies},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,6 +158,22 @@ func commitLastWrite(t *testing.T, s state.Store) {
 		if (w == "" && v != nil) || (w != "" && string(v) != w) {
 			t.Errorf("Get %s after commit = %q, want %q", k, v, w)
 		}
+	}
+}
+
+func changesKeysAreCopies(t *testing.T, s state.Store) {
+	b := s.NewBatch()
+	defer b.Close()
+	must(t, b.Set([]byte("k"), []byte("v")))
+	var kept [][]byte
+	must(t, b.Changes(func(k, _ []byte) error { kept = append(kept, k); return nil }))
+	for _, k := range kept {
+		k[0] = 'x' // the caller's own copy
+	}
+	var got []string
+	must(t, b.Changes(func(k, _ []byte) error { got = append(got, string(k)); return nil }))
+	if fmt.Sprint(got) != "[k]" {
+		t.Fatalf("Changes after changing a key it handed out = %v, want [k]", got)
 	}
 }
 
