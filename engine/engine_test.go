@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -118,8 +119,44 @@ func TestEngineCountsExactlyOnce(t *testing.T) {
 	addrs := newBroker(t)
 	evs := genEvents("a", 40, 2000, 1_700_000_000_000)
 	kafkatest.ProduceEvents(t, addrs, input, evs)
-	startInstance(t, addrs, "one", t.TempDir(), nil)
+	dir := t.TempDir()
+	in := startInstance(t, addrs, "one", dir, nil)
 	kafkatest.CheckCounts(t, evs, kafkatest.WaitCounts(t, addrs, countsOut, len(evs)))
+	in.stop(t)
+	checkInputOffsets(t, addrs, dir)
+}
+
+// checkInputOffsets checks that every partition's state records, under its
+// "input" meta key (the changelogged input offset a restore checks), the
+// offset the group committed for it. It opens the store in dir, which must
+// be stopped.
+func checkInputOffsets(t *testing.T, addrs []string, dir string) {
+	t.Helper()
+	st, err := state.OpenPebble(dir, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	adm := kadm.NewClient(kafkatest.Client(t, addrs))
+	offs, err := adm.FetchOffsets(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	offs.Each(func(o kadm.OffsetResponse) {
+		v, err := st.Get(state.MetaKey(o.Partition, "input"))
+		if err != nil || len(v) != 8 {
+			t.Errorf("partition %d: input key %x (%v)", o.Partition, v, err)
+			return
+		}
+		if got := int64(binary.BigEndian.Uint64(v)); got != o.At {
+			t.Errorf("partition %d: state stands at input offset %d, the group committed %d", o.Partition, got, o.At)
+		}
+		n++
+	})
+	if n == 0 {
+		t.Fatal("no committed offsets")
+	}
 }
 
 func TestEngineRebalanceKeepsOutputsExact(t *testing.T) {

@@ -21,11 +21,17 @@ const restoreCommitEvery = 5000
 const restoreStallTimeout = 30 * time.Second
 
 // restore brings the store's copy of partition p up to the changelog's last
-// stable offset, starting at the partition's marker (design §2.4). A warm
-// partition (revoked earlier, or kept by a standby task) replays only the
-// tail past its marker.
+// stable offset, starting at the partition's marker (design §2.4), and
+// checks that the state it rebuilt stands at the group's committed input
+// offset, where consumption resumes (catchUpInput). A warm partition
+// (revoked earlier, or kept by a standby task) replays only the tail past
+// its marker.
 func (e *Engine) restore(ctx context.Context, p int32) (marker, error) {
 	start := time.Now()
+	committed, err := e.stableInputOffset(ctx, p) // first: see its doc
+	if err != nil {
+		return marker{}, err
+	}
 	m, end, err := e.startingMarker(ctx, p)
 	if err != nil {
 		return marker{}, err
@@ -40,9 +46,13 @@ func (e *Engine) restore(ctx context.Context, p int32) (marker, error) {
 			return marker{}, fmt.Errorf("restoring %s/%d: %w", e.cfg.ChangelogTopic(), p, err)
 		}
 	}
+	if err := e.catchUpInput(ctx, p, m, committed); err != nil {
+		return marker{}, err
+	}
 	e.m.restoreRemain.WithLabelValues(label).Set(0)
-	e.log.Info("restored partition", "partition", p, "changelog_from", from, "changelog_end", end, "took", time.Since(start))
-	e.logRestoreDigest(ctx, p)
+	e.log.Info("restored partition", "partition", p, "changelog_from", from, "changelog_end", m.ChangelogOffset,
+		"input_offset", committed, "took", time.Since(start))
+	e.logRestoreDigest(p, committed)
 	return *m, nil
 }
 
@@ -121,6 +131,26 @@ func (e *Engine) listBounds(ctx context.Context, p int32) (int64, int64, error) 
 		return 0, 0, fmt.Errorf("listing offsets of %s/%d: %w", topic, p, firstErr(s, en))
 	}
 	return s.Offset, en.Offset, nil
+}
+
+// changelogEnds returns changelog partition p's last stable offset and its
+// high watermark: records in between belong to transactions still open, or
+// whose markers are still being written.
+func (e *Engine) changelogEnds(ctx context.Context, p int32) (stable, high int64, err error) {
+	topic := e.cfg.ChangelogTopic()
+	_, stable, err = e.listBounds(ctx, p)
+	if err != nil {
+		return 0, 0, err
+	}
+	ends, err := e.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing end offsets of %s: %w", topic, err)
+	}
+	h, ok := ends.Lookup(topic, p)
+	if !ok || h.Err != nil {
+		return 0, 0, fmt.Errorf("listing end offset of %s/%d: %w", topic, p, firstErr(h, h))
+	}
+	return stable, h.Offset, nil
 }
 
 func firstErr(a, b kadm.ListedOffset) error {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"sync"
@@ -235,6 +236,9 @@ func (w *worker) produce(out Output) {
 // flush produces the coalesced upserts and one changelog record per key
 // changed in this transaction (a tombstone for a deletion).
 func (w *worker) flush() error {
+	if err := w.writeInputOffset(); err != nil {
+		return err
+	}
 	if err := w.core.flush(); err != nil {
 		return err
 	}
@@ -245,6 +249,16 @@ func (w *worker) flush() error {
 		w.e.sess.Produce(context.Background(), r, w.changelogPromise)
 		return nil
 	})
+}
+
+// writeInputOffset writes the partition's next input offset under
+// inputKeyName if the transaction consumed records of it, so that the
+// offset is changelogged with the state it goes with (catchUpInput).
+func (w *worker) writeInputOffset() error {
+	if w.next == w.marker.InputOffset {
+		return nil
+	}
+	return w.core.batch.Set(state.MetaKey(w.p, inputKeyName), binary.BigEndian.AppendUint64(nil, uint64(w.next)))
 }
 
 func (w *worker) changelogPromise(r *kgo.Record, err error) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-cjo/cairn/internal/broker"
+	"github.com/cairn-cjo/cairn/internal/failpoint"
 	"github.com/cairn-cjo/cairn/internal/kafkatest"
 	"github.com/cairn-cjo/cairn/operators/count"
 )
@@ -92,6 +93,7 @@ func startChildEnv(t *testing.T, env []string, args ...string) *child {
 			_ = cmd.Wait()
 		}
 		if t.Failed() {
+			keepLog(t, logf.Name(), cmd.Process.Pid)
 			b, _ := os.ReadFile(logf.Name())
 			if len(b) > 4000 {
 				b = b[len(b)-4000:]
@@ -104,6 +106,27 @@ func startChildEnv(t *testing.T, env []string, args ...string) *child {
 	childrenOf.m[t.Name()] = append(childrenOf.m[t.Name()], c)
 	childrenOf.mu.Unlock()
 	return c
+}
+
+// keepLog copies a failed test's child log, whole, into the directory
+// named by CAIRN_TEST_LOGS, if set: the tail printed in the test output is
+// often not enough to tell what happened.
+func keepLog(t *testing.T, name string, pid int) {
+	dir := os.Getenv("CAIRN_TEST_LOGS")
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(name)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err == nil {
+		dst := filepath.Join(dir, fmt.Sprintf("%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), pid))
+		err = os.WriteFile(dst, b, 0o644)
+	}
+	if err != nil {
+		t.Logf("keeping the log of pid %d: %v", pid, err)
+	}
 }
 
 // childrenOf records the children each test started, for recoveries.
@@ -314,6 +337,48 @@ func TestZombieAddsNothing(t *testing.T) {
 		}
 	}
 	reportCounts(t, addrs, kafkatest.ChaosRow{Scenario: "zombie (SIGSTOP past the session timeout, SIGCONT)", Cycles: 1, Restarts: recoveries(t)}, all, outs)
+}
+
+// TestFrozenCommitAfterTakeover freezes an instance at the worst moment of
+// a transaction: inside End, after its offsets were committed to the
+// transaction and its heartbeat was answered, before EndTxn is sent (the
+// freeze-in-end failpoint: the process SIGSTOPs itself there). The group
+// moves its partitions to the other instance while it is frozen; thawed,
+// it sends EndTxn and commits, since nothing it heard said otherwise. The
+// new owner must not have rebuilt the state from before that commit while
+// consuming after it: restore waits for the group's offsets to be stable
+// before it reads the changelog (engine.stableInputOffset). Without that
+// wait this test lost and duplicated counts on every run.
+func TestFrozenCommitAfterTakeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("freezes real processes")
+	}
+	addrs, defs := counterSetup(t)
+	args := func(id string) []string {
+		return []string{"run", "--brokers", addrs[0], "--app-id", "frozen", "--definitions", defs,
+			"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", id,
+			"--commit-interval", "50ms", "--session-timeout", "2s", "--transaction-timeout", "20s", "--log-level", "info"}
+	}
+	evs := feed(t, addrs, 60, 120, 100*time.Millisecond)
+	frozen := startChildEnv(t, []string{failpoint.EnvVar + "=" + failpoint.FreezeInEnd + "@40"}, args("f")...)
+	frozen.waitLog(t, "partitions assigned")
+	time.Sleep(1500 * time.Millisecond)
+	other := startChild(t, args("o")...)
+	frozen.waitLog(t, "failpoint reached")
+	time.Sleep(6 * time.Second) // > session timeout: the group moves its partitions
+	if err := frozen.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	all := evs()
+	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))
+	time.Sleep(2 * time.Second) // let a late commit show up, if any
+	outs = kafkatest.WaitCounts(t, addrs, "counts", len(all))
+	for _, c := range []*child{frozen, other} {
+		if code := c.term(t); code != 0 {
+			t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
+		}
+	}
+	reportCounts(t, addrs, kafkatest.ChaosRow{Scenario: "frozen in End after its offset commit (SIGSTOP), thawed after the takeover", Cycles: 1, Restarts: recoveries(t)}, all, outs)
 }
 
 // TestBrokerRestartMidStream stops the broker (persisted to a data dir)

@@ -8,7 +8,8 @@
 //
 // When the selected point is reached for the N-th time, Inject sends
 // SIGKILL to its own process: no deferred call, flush or Close runs, as
-// after a power cut or an OOM kill. Unset, the variable arms nothing and
+// after a power cut or an OOM kill. The points in Freezes send SIGSTOP
+// instead, and the process goes on where it stopped once it gets SIGCONT. Unset, the variable arms nothing and
 // Inject costs one load of a package variable.
 //
 // The package is a leaf (it imports nothing of Cairn), so engine and
@@ -56,10 +57,20 @@ const (
 	// MidBroadcast is between two members entered by a scheduled
 	// broadcast (operators/journey/broadcast.go).
 	MidBroadcast = "mid-broadcast"
+	// FreezeInEnd is inside a transaction's End, after its offsets were
+	// committed to the transaction and the heartbeat that follows was
+	// answered, before EndTxn is sent (KafkaHooks). Unlike the others it
+	// does not kill: the process stops itself with SIGSTOP, as a VM pause
+	// or a stalled host would freeze it, and goes on (and commits) when a
+	// test sends SIGCONT.
+	FreezeInEnd = "freeze-in-end"
 )
 
-// Names lists every failpoint, in commit-path order.
-var Names = []string{MidBatch, BeforeEndTxn, EndTxnSent, BeforeApply, MidRestore, MidBroadcast}
+// Names lists every failpoint, in commit-path order, FreezeInEnd last.
+var Names = []string{MidBatch, BeforeEndTxn, EndTxnSent, BeforeApply, MidRestore, MidBroadcast, FreezeInEnd}
+
+// Freezes lists the failpoints that stop the process rather than kill it.
+var Freezes = []string{FreezeInEnd}
 
 // Point is a parsed CAIRN_FAILPOINT value: kill at the Hit-th time Name
 // is reached.
@@ -130,8 +141,8 @@ func Check() error { return parseErr }
 // Armed returns the armed point, if any.
 func Armed() (Point, bool) { return armed, enabled }
 
-// Inject kills the process with SIGKILL if name is the armed point and
-// this is its Hit-th time. Safe for concurrent use. Cost when nothing is
+// Inject kills the process with SIGKILL (or stops it with SIGSTOP, for a
+// point in Freezes) if name is the armed point and this is its Hit-th time. Safe for concurrent use. Cost when nothing is
 // armed: one load of a bool (Inject inlines; BenchmarkInjectDisabled); when
 // another point is armed, a string comparison.
 func Inject(name string) {
@@ -142,6 +153,11 @@ func Inject(name string) {
 
 func inject(name string) {
 	if name != armed.Name || hits.Add(1) != armed.Hit {
+		return
+	}
+	if name == FreezeInEnd {
+		slog.Error("failpoint reached: stopping the process with SIGSTOP", "failpoint", armed.String(), "pid", os.Getpid())
+		freeze()
 		return
 	}
 	// Synchronous write to stderr, so the log shows why the process died.

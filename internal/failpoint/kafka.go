@@ -1,20 +1,26 @@
 package failpoint
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// KafkaHooks returns the client hooks that serve EndTxnSent, for
-// kgo.WithHooks on the transactional client; nil unless EndTxnSent is
-// armed, so an unarmed process pays nothing per request.
+// KafkaHooks returns the client hooks that serve EndTxnSent and
+// FreezeInEnd, for kgo.WithHooks on the transactional client; nil unless
+// one of them is armed, so an unarmed process pays nothing per request.
 func KafkaHooks() []kgo.Hook {
-	if !enabled || armed.Name != EndTxnSent {
+	switch {
+	case !enabled:
 		return nil
+	case armed.Name == EndTxnSent:
+		return []kgo.Hook{endTxnHook{}}
+	case armed.Name == FreezeInEnd:
+		return []kgo.Hook{&freezeHook{}}
 	}
-	return []kgo.Hook{endTxnHook{}}
+	return nil
 }
 
 // endTxnHook injects EndTxnSent after each EndTxn request written in full.
@@ -28,5 +34,27 @@ var _ kgo.HookBrokerWrite = endTxnHook{}
 func (endTxnHook) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
 	if key == int16(kmsg.EndTxn) && err == nil {
 		Inject(EndTxnSent)
+	}
+}
+
+// freezeHook injects FreezeInEnd when it reads the reply to the first
+// heartbeat after a TxnOffsetCommit reply: kgo's GroupTransactSession.End
+// forces that heartbeat after committing the offsets and sends EndTxn once
+// it is answered. franz-go calls OnBrokerRead before it hands the reply
+// on, so the process stops with the answer in hand; thawed, it ends the
+// transaction as it would have, whatever the group did meanwhile.
+type freezeHook struct{ offsetsSent atomic.Bool }
+
+var _ kgo.HookBrokerRead = (*freezeHook)(nil)
+
+func (h *freezeHook) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	switch {
+	case err != nil:
+	case key == int16(kmsg.TxnOffsetCommit):
+		h.offsetsSent.Store(true)
+	case key == int16(kmsg.EndTxn):
+		h.offsetsSent.Store(false)
+	case key == int16(kmsg.Heartbeat) && h.offsetsSent.Swap(false):
+		Inject(FreezeInEnd)
 	}
 }

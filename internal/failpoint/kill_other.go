@@ -11,3 +11,6 @@ func kill() {
 	}
 	os.Exit(137)
 }
+
+// freeze cannot stop the process here: it kills it instead.
+func freeze() { kill() }

@@ -17,6 +17,14 @@ type Tally struct {
 	Lost            int // events without their output
 	Duplicated      int // outputs whose (user, n) appeared before
 	OutOfOrder      int // outputs numbered n whose cause is not the user's n-th event
+	Users           []string // users with a lost, duplicated or misplaced output: the first 10 in event order
+}
+
+// noteUser adds u to c.Users unless the list is full.
+func (c *Tally) noteUser(u string) {
+	if len(c.Users) < 10 {
+		c.Users = append(c.Users, u)
+	}
 }
 
 // Exact reports whether every event has exactly one output, in order.
@@ -34,24 +42,38 @@ func TallyCounts(evs []Event, outs []count.Record) Tally {
 	}
 	c := Tally{Events: len(evs), Outputs: len(outs)}
 	got := map[string]map[uint64]string{}
+	dup := map[string]bool{}
 	for _, o := range outs {
 		if got[o.UserID] == nil {
 			got[o.UserID] = map[uint64]string{}
 		}
 		if _, ok := got[o.UserID][o.N]; ok {
 			c.Duplicated++
+			dup[o.UserID] = true
 		}
 		got[o.UserID][o.N] = o.Cause
 	}
-	for u, ids := range want {
+	for _, ev := range evs {
+		u := ev.UserID
+		ids := want[u]
+		if ids == nil {
+			continue // the user was checked at its first event
+		}
+		delete(want, u)
+		bad := dup[u]
 		for i, id := range ids {
 			cause, ok := got[u][uint64(i+1)]
 			switch {
 			case !ok:
 				c.Lost++
+				bad = true
 			case cause != id:
 				c.OutOfOrder++
+				bad = true
 			}
+		}
+		if bad {
+			c.noteUser(u)
 		}
 	}
 	return c
@@ -62,8 +84,8 @@ func CheckCounts(t testing.TB, evs []Event, outs []count.Record) Tally {
 	t.Helper()
 	c := TallyCounts(evs, outs)
 	if !c.Exact() {
-		t.Fatalf("exactly-once violated: %d outputs for %d events, %d duplicated, %d lost, %d out of order",
-			c.Outputs, c.Events, c.Duplicated, c.Lost, c.OutOfOrder)
+		t.Fatalf("exactly-once violated: %d outputs for %d events, %d duplicated, %d lost, %d out of order; users %v",
+			c.Outputs, c.Events, c.Duplicated, c.Lost, c.OutOfOrder, c.Users)
 	}
 	return c
 }
