@@ -14,9 +14,9 @@ import (
 // them.
 type Tally struct {
 	Events, Outputs int
-	Lost            int // events without their output
-	Duplicated      int // outputs whose (user, n) appeared before
-	OutOfOrder      int // outputs numbered n whose cause is not the user's n-th event
+	Lost            int      // events without their output
+	Duplicated      int      // outputs whose (user, n) appeared before
+	OutOfOrder      int      // outputs numbered n whose cause is not the user's n-th event
 	Users           []string // users with a lost, duplicated or misplaced output: the first 10 in event order
 }
 

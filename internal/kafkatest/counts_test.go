@@ -11,7 +11,9 @@ import (
 // getting the outputs wrong is counted as what it is, and names its user.
 func TestTallyCounts(t *testing.T) {
 	evs := []Event{{UserID: "a", EventID: "a1"}, {UserID: "b", EventID: "b1"}, {UserID: "a", EventID: "a2"}, {UserID: "b", EventID: "b2"}}
-	out := func(u string, n uint64, cause string) count.Record { return count.Record{UserID: u, N: n, Cause: cause} }
+	out := func(u string, n uint64, cause string) count.Record {
+		return count.Record{UserID: u, N: n, Cause: cause}
+	}
 	exact := []count.Record{out("a", 1, "a1"), out("b", 1, "b1"), out("a", 2, "a2"), out("b", 2, "b2")}
 	tests := []struct {
 		name string
