@@ -279,7 +279,7 @@ func (c *cluster) changelogSize(ctx context.Context) (int64, int64, error) {
 	return n, int64(len(recs)), nil
 }
 
-var restoredRe = regexp.MustCompile(`^time=(\S+) .*msg="restored partition" partition=\d+ changelog_from=(\d+) changelog_end=(\d+) took=(\S+)`)
+var restoredRe = regexp.MustCompile(`^time=(\S+) .*msg="restored partition" partition=\d+ changelog_from=(\d+) changelog_end=(\d+) (?:\S+ )*?took=(\S+)`)
 
 // restoresSince sums, over the restores an instance's log shows after
 // since, the changelog records replayed and the seconds they took.
@@ -291,6 +291,11 @@ func restoresSince(logPath string, since time.Time) (records int64, seconds floa
 	for _, line := range strings.Split(string(b), "\n") {
 		m := restoredRe.FindStringSubmatch(line)
 		if m == nil {
+			if strings.Contains(line, `msg="restored partition"`) {
+				// The engine's log line changed: fail rather than
+				// report restores of 0 records.
+				return 0, 0, fmt.Errorf("restore line %q of %s has an unknown format", line, logPath)
+			}
 			continue
 		}
 		at, err1 := time.Parse(time.RFC3339Nano, m[1])

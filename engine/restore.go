@@ -51,7 +51,7 @@ func (e *Engine) restore(ctx context.Context, p int32) (marker, error) {
 	}
 	e.m.restoreRemain.WithLabelValues(label).Set(0)
 	e.log.Info("restored partition", "partition", p, "changelog_from", from, "changelog_end", m.ChangelogOffset,
-		"input_offset", committed, "took", time.Since(start))
+		"took", time.Since(start), "input_offset", committed)
 	e.logRestoreDigest(p, committed)
 	return *m, nil
 }
