@@ -302,19 +302,16 @@ func feedBatch(i, n int) []kafkatest.Event {
 // its partitions, then thaws it (SIGCONT). The thawed zombie's open
 // transaction must not add anything to the committed output: its
 // TxnOffsetCommit fails on the stale group generation (KIP-447) and it
-// aborts. kfake, unlike Kafka, does not abort a stale producer's open
-// transaction when another member takes over, so this checks Cairn's own
-// fencing.
+// aborts. Neither Kafka nor kfake aborts a stale producer's open
+// transaction when another member takes over (transactional ids are per
+// instance), so this checks Cairn's own fencing. A zombie frozen after its
+// offset commit went through is TestFrozenCommitAfterTakeover's case.
 func TestZombieAddsNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("freezes real processes")
 	}
 	addrs, defs := counterSetup(t)
-	args := func(id string) []string {
-		return []string{"run", "--brokers", addrs[0], "--app-id", "zombie", "--definitions", defs,
-			"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", id,
-			"--commit-interval", "50ms", "--session-timeout", "2s", "--transaction-timeout", "20s", "--log-level", "warn"}
-	}
+	args := freezeArgs(t, addrs, defs, "zombie")
 	evs := feed(t, addrs, 100, 60, 100*time.Millisecond)
 	zombie := startChild(t, args("z")...)
 	time.Sleep(1500 * time.Millisecond)
@@ -323,20 +320,41 @@ func TestZombieAddsNothing(t *testing.T) {
 	if err := zombie.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(6 * time.Second) // > session timeout: the group moves its partitions
-	if err := zombie.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	thawAndCheck(t, addrs, zombie, other, evs, "zombie (SIGSTOP past the session timeout, SIGCONT)")
+}
+
+// freezeArgs returns the flags of the freeze tests' instances of app, by
+// instance id: a session timeout of 2s, so that a frozen instance loses its
+// partitions quickly, and a transaction timeout of 20s, so that the broker
+// does not abort its transaction before it is thawed.
+func freezeArgs(t *testing.T, addrs []string, defs, app string) func(id string) []string {
+	return func(id string) []string {
+		return []string{"run", "--brokers", addrs[0], "--app-id", app, "--definitions", defs,
+			"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", id,
+			"--commit-interval", "50ms", "--session-timeout", "2s", "--transaction-timeout", "20s", "--log-level", "info"}
+	}
+}
+
+// thawAndCheck waits past the session timeout, so that the group moves the
+// frozen instance's partitions to other, then thaws it (SIGCONT), waits for
+// the outputs of every event fed, and again 2s later so that a late commit
+// shows, stops both and checks the outputs are exact.
+func thawAndCheck(t *testing.T, addrs []string, frozen, other *child, evs func() []kafkatest.Event, scenario string) {
+	t.Helper()
+	time.Sleep(6 * time.Second)
+	if err := frozen.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	all := evs()
+	kafkatest.WaitCounts(t, addrs, "counts", len(all))
+	time.Sleep(2 * time.Second)
 	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))
-	time.Sleep(2 * time.Second) // let a late zombie commit show up, if any
-	outs = kafkatest.WaitCounts(t, addrs, "counts", len(all))
-	for _, c := range []*child{zombie, other} {
+	for _, c := range []*child{frozen, other} {
 		if code := c.term(t); code != 0 {
 			t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
 		}
 	}
-	reportCounts(t, addrs, kafkatest.ChaosRow{Scenario: "zombie (SIGSTOP past the session timeout, SIGCONT)", Cycles: 1, Restarts: recoveries(t)}, all, outs)
+	reportCounts(t, addrs, kafkatest.ChaosRow{Scenario: scenario, Cycles: 1, Restarts: recoveries(t)}, all, outs)
 }
 
 // TestFrozenCommitAfterTakeover freezes an instance at the worst moment of
@@ -354,31 +372,14 @@ func TestFrozenCommitAfterTakeover(t *testing.T) {
 		t.Skip("freezes real processes")
 	}
 	addrs, defs := counterSetup(t)
-	args := func(id string) []string {
-		return []string{"run", "--brokers", addrs[0], "--app-id", "frozen", "--definitions", defs,
-			"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", id,
-			"--commit-interval", "50ms", "--session-timeout", "2s", "--transaction-timeout", "20s", "--log-level", "info"}
-	}
+	args := freezeArgs(t, addrs, defs, "frozen")
 	evs := feed(t, addrs, 60, 120, 100*time.Millisecond)
 	frozen := startChildEnv(t, []string{failpoint.EnvVar + "=" + failpoint.FreezeInEnd + "@40"}, args("f")...)
 	frozen.waitLog(t, "partitions assigned")
 	time.Sleep(1500 * time.Millisecond)
 	other := startChild(t, args("o")...)
 	frozen.waitLog(t, "failpoint reached")
-	time.Sleep(6 * time.Second) // > session timeout: the group moves its partitions
-	if err := frozen.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	all := evs()
-	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))
-	time.Sleep(2 * time.Second) // let a late commit show up, if any
-	outs = kafkatest.WaitCounts(t, addrs, "counts", len(all))
-	for _, c := range []*child{frozen, other} {
-		if code := c.term(t); code != 0 {
-			t.Errorf("exit code %d after SIGTERM (log %s)", code, c.log.Name())
-		}
-	}
-	reportCounts(t, addrs, kafkatest.ChaosRow{Scenario: "frozen in End after its offset commit (SIGSTOP), thawed after the takeover", Cycles: 1, Restarts: recoveries(t)}, all, outs)
+	thawAndCheck(t, addrs, frozen, other, evs, "frozen in End after its offset commit (SIGSTOP), thawed after the takeover")
 }
 
 // TestBrokerRestartMidStream stops the broker (persisted to a data dir)
