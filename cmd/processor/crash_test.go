@@ -382,6 +382,37 @@ func TestFrozenCommitAfterTakeover(t *testing.T) {
 	thawAndCheck(t, addrs, frozen, other, evs, "frozen in End after its offset commit (SIGSTOP), thawed after the takeover")
 }
 
+// TestRestartAfterKillInEnd kills an instance (SIGKILL) while it is frozen
+// inside End with its offsets committed to its open transaction (the
+// freeze-in-end failpoint), and restarts it under the same instance id.
+// Until that transaction ends the group's offsets are unstable, and no
+// restore may read the changelog (TestFrozenCommitAfterTakeover). The new
+// incarnation must end it at once rather than wait out the transaction
+// timeout, set here to 10 minutes: its loop begins a transaction on its
+// first poll, before any assignment, and franz-go's BeginTransaction
+// initializes the producer id, which fences the previous holder of the
+// transactional id. Were that lazy (at the first produce, which needs the
+// offsets), it would never take its partitions within waitLog's 90 s.
+func TestRestartAfterKillInEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills real processes")
+	}
+	addrs, defs := counterSetup(t)
+	args := append(freezeArgs(t, addrs, defs, "killed-in-end")("k"), "--transaction-timeout", "10m")
+	evs := feed(t, addrs, 60, 60, 100*time.Millisecond)
+	first := startChildEnv(t, []string{failpoint.EnvVar + "=" + failpoint.FreezeInEnd + "@20"}, args...)
+	first.waitLog(t, "failpoint reached")
+	first.kill()
+	second := startChild(t, args...)
+	second.waitLog(t, `msg="partitions assigned" partitions="[0 1 2 3]"`)
+	all := evs()
+	outs := kafkatest.WaitCounts(t, addrs, "counts", len(all))
+	if code := second.term(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM (log %s)", code, second.log.Name())
+	}
+	reportCounts(t, addrs, kafkatest.ChaosRow{Scenario: "SIGKILL while frozen in End after its offset commit, restart under the same id", Cycles: 1, Restarts: recoveries(t)}, all, outs)
+}
+
 // TestBrokerRestartMidStream stops the broker (persisted to a data dir)
 // while the processor is working through a backlog, starts it again on the
 // same port, and checks the outputs are still exactly one per event.
