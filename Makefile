@@ -44,7 +44,7 @@ bench: build
 CHAOS_CYCLES ?= 100
 chaos: build
 	CAIRN_CHAOS_CYCLES=$(CHAOS_CYCLES) CAIRN_CHAOS_REPORT=$(CURDIR)/bench/CHAOS.md CAIRN_BIG_BROADCAST=1000000 \
-		$(GO) test -count=1 -timeout 150m -run 'Crash|Zombie|Frozen|BrokerRestart|CommitPathFaults|Storm|DiskFull|Failpoint|BigBroadcast|Checker' -v ./cmd/processor/ ./engine/
+		$(GO) test -count=1 -timeout 150m -run 'Crash|Zombie|Frozen|RestartAfterKill|BrokerRestart|CommitPathFaults|Storm|DiskFull|Failpoint|BigBroadcast|Checker' -v ./cmd/processor/ ./engine/
 	$(MAKE) stress
 
 ## stress: the commit-path fault cases in four processes at once, five times

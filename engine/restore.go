@@ -32,6 +32,7 @@ func (e *Engine) restore(ctx context.Context, p int32) (marker, error) {
 	if err != nil {
 		return marker{}, err
 	}
+	stableWait := time.Since(start)
 	m, end, err := e.startingMarker(ctx, p)
 	if err != nil {
 		return marker{}, err
@@ -51,7 +52,7 @@ func (e *Engine) restore(ctx context.Context, p int32) (marker, error) {
 	}
 	e.m.restoreRemain.WithLabelValues(label).Set(0)
 	e.log.Info("restored partition", "partition", p, "changelog_from", from, "changelog_end", m.ChangelogOffset,
-		"took", time.Since(start), "input_offset", committed)
+		"took", time.Since(start), "input_offset", committed, "offsets_wait", stableWait)
 	e.logRestoreDigest(p, committed)
 	return *m, nil
 }
