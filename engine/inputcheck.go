@@ -51,7 +51,8 @@ const stableOffsetRetry = 50 * time.Millisecond
 // the state from before that transaction while the consumer, whose own
 // offset fetch waits for stability, resumed after it: every event of the
 // transaction counted once in the outputs and missing from the state (found
-// by TestZombieAddsNothing, one run in about forty). Once the offsets are
+// by TestZombieAddsNothing failing about once in sixty runs; made
+// deterministic by TestFrozenCommitAfterTakeover). Once the offsets are
 // stable no other member can commit p's offset: the previous owner's
 // generation is stale.
 //
@@ -121,7 +122,7 @@ func (e *Engine) catchUpInput(ctx context.Context, p int32, m *marker, committed
 		m.InputOffset = at
 		if at >= committed {
 			if at > committed && e.cfg.Delivery == DeliveryExactlyOnce {
-				e.log.Warn("restored state is ahead of the group's committed input offset; were the offsets moved back by hand?",
+				e.log.Warn("restored state is ahead of the group's committed input offset; were the offsets moved back by hand, or did they expire?",
 					"partition", p, "state_input_offset", at, "committed_offset", committed)
 			}
 			return nil
