@@ -1,6 +1,9 @@
 package funnel
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // bucketMargin is added to a bucket's computed end when deciding that the
 // bucket can no longer change: time.Date may resolve a local midnight that
@@ -21,6 +24,30 @@ func (d *Definition) bucketLen() int64 {
 
 // windowMs is the window in ms.
 func (d *Definition) windowMs() int64 { return d.windowMS }
+
+// around returns [ts - window, ts + window], clamped to the int64 range:
+// the events an attempt that ts can deepen may start and end at.
+func (d *Definition) around(ts int64) (from, to int64) {
+	from, to = ts-d.windowMS, ts+d.windowMS
+	if from > ts {
+		from = math.MinInt64
+	}
+	if to < ts {
+		to = math.MaxInt64
+	}
+	return from, to
+}
+
+// maxShift bounds how far a clock change moves a zone's local time back:
+// an hour in most zones, two in Antarctica/Troll. A bucket (a local
+// calendar hour or day) lasts at most its nominal length plus that.
+const maxShift = int64(2 * time.Hour / time.Millisecond)
+
+// bucketStartBound returns a time at or before the start of the bucket
+// whose end bucketOf gave as end.
+func (d *Definition) bucketStartBound(end int64) int64 {
+	return end - bucketMargin - d.bucketLen() - maxShift
+}
 
 // horizon is how far behind a user's latest event an event may be and still
 // count: window + one bucket.

@@ -336,9 +336,18 @@ func (o *Operator) update(ctx *engine.Context, rec *userRecord, s *scratch, h *h
 			s.changes = st.raise(label, h.e.Group, 1, end, s.changes, len(s.changes))
 		}
 	} else {
+		// recount reads the attempts starting a window before the event
+		// and their steps up to a window after it; for an event in order,
+		// only the attempts it can raise.
+		from, to := d.around(ev.TS)
+		maxDepth := len(d.Steps)
+		if inOrder {
+			maxDepth = bits.Len32(h.e.Steps)
+			from = st.openFrom(d, from, ev.TS, maxDepth)
+		}
 		var p int
-		s.view, p = rec.view(d, st, seq, s.view[:0])
-		s.changes = st.recount(d, s.view, p, later == 0, s.changes, &s.buckets)
+		s.view, p = rec.view(d, st, seq, from, to, s.view[:0])
+		s.changes = st.recount(d, s.view, p, later == 0, maxDepth, s.changes, &s.buckets)
 	}
 	st.changed = st.changed || len(s.changes) > lo
 	st.prune(d)

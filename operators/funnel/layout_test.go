@@ -2,6 +2,7 @@ package funnel
 
 import (
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -59,7 +60,7 @@ func (d *downgrader) downgrade(b []byte) []byte {
 			d.t.Fatalf("decoding part: %v", err)
 		}
 		st.Latest = rec.latestOf(p.def, st)
-		evs, _ := rec.view(p.def, st, -1, nil)
+		evs, _ := rec.view(p.def, st, -1, math.MinInt64, math.MaxInt64, nil)
 		flat := &userState{Latest: st.Latest, Events: evs, Counted: st.Counted}
 		raw, _ := flat.appendBinary(nil, nil)
 		out = binary.AppendUvarint(out, uint64(len(p.id)))

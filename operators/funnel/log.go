@@ -98,12 +98,16 @@ func (st *userState) visible(d *Definition, e *logEntry, m uint32) bool {
 	return m != 0 && e.seq >= st.Since && e.ts >= st.Latest-d.retention() && !slices.Contains(st.Except, e.seq)
 }
 
-// view appends to out the funnel's events (st.Events merged with the
-// visible log entries, in order) and returns it with the index of the
-// entry of seq want (-1 if absent). Cost: O(own events + log).
-func (r *userRecord) view(d *Definition, st *userState, want int64, out []stepEvent) ([]stepEvent, int) {
-	at, k := -1, 0
-	for i := range r.log {
+// view appends to out the funnel's events with a ts in [from, to]
+// (st.Events merged with the visible log entries, in order) and returns it
+// with the index of the entry of seq want (-1 if absent). Both lists are
+// sorted by ts, so the range is found by binary search. Cost: O(log n) plus
+// the entries in the range.
+func (r *userRecord) view(d *Definition, st *userState, want, from, to int64, out []stepEvent) ([]stepEvent, int) {
+	at := -1
+	k := sort.Search(len(st.Events), func(i int) bool { return st.Events[i].TS >= from })
+	first := sort.Search(len(r.log), func(i int) bool { return r.log[i].ts >= from })
+	for i := first; i < len(r.log) && r.log[i].ts <= to; i++ {
 		e := &r.log[i]
 		m := r.mask(d, e)
 		if !st.visible(d, e, m) {
@@ -122,7 +126,10 @@ func (r *userRecord) view(d *Definition, st *userState, want int64, out []stepEv
 		}
 		out = append(out, se)
 	}
-	return append(out, st.Events[k:]...), at
+	for ; k < len(st.Events) && st.Events[k].TS <= to; k++ {
+		out = append(out, st.Events[k])
+	}
+	return out, at
 }
 
 // insert adds an entry for an event at ts with the results vals and

@@ -1,6 +1,7 @@
 package funnel
 
 import (
+	"slices"
 	"sort"
 )
 
@@ -64,11 +65,15 @@ type change struct {
 // deepen: those that start at or before it in log order and no more than
 // one window before it, including its own, or only its own if onlyOwn (it
 // fills no step after the first). evs are the funnel's events in order
-// (userRecord.view). It appends the raises to changes, at most one per
-// (bucket, group). Cost: O(a·n) for a attempts in the window and n events.
-func (st *userState) recount(d *Definition, evs []stepEvent, p int, onlyOwn bool, changes []change, bc *bucketCache) []change {
+// (userRecord.view). No attempt reaches past maxDepth: len(d.Steps), or
+// the event's last step if it came after every other event (it extends a
+// chain by one step at most), so an attempt whose (bucket, group) is
+// counted at maxDepth already is skipped. It appends the raises to
+// changes, at most one per (bucket, group). Cost: O(a·n) for a attempts
+// in the window and n events.
+func (st *userState) recount(d *Definition, evs []stepEvent, p int, onlyOwn bool, maxDepth int, changes []change, bc *bucketCache) []change {
 	lo := len(changes)
-	from := evs[p].TS - d.windowMs()
+	from, _ := d.around(evs[p].TS)
 	stop := -1
 	if onlyOwn {
 		stop = p - 1
@@ -78,6 +83,11 @@ func (st *userState) recount(d *Definition, evs []stepEvent, p int, onlyOwn bool
 		if s.Steps&1 == 0 {
 			continue
 		}
+		label, end := bc.of(d, s.TS)
+		c := st.counted(label, s.Group)
+		if c >= 0 && st.Counted[c].Depth >= maxDepth {
+			continue
+		}
 		depth := depthOf(d, evs, i)
 		if depth == 1 && i != p {
 			// Counted already holds depth ≥ 1 for the attempt's bucket:
@@ -85,10 +95,26 @@ func (st *userState) recount(d *Definition, evs []stepEvent, p int, onlyOwn bool
 			// while an event may still deepen the attempt.
 			continue
 		}
-		label, end := bc.of(d, s.TS)
-		changes = st.raise(label, s.Group, depth, end, changes, lo)
+		changes = st.raiseAt(c, label, s.Group, depth, end, changes, lo)
 	}
 	return changes
+}
+
+// openFrom returns the later of from and the earliest time an attempt may
+// have started at in a (bucket, group) whose bucket ends after from and
+// that is counted below depth k: an event that comes after every other and
+// fills no step past k can raise no attempt that started before it, so
+// recount needs no event before it. It is at most ts, the event's time
+// (st.Latest), as every counted attempt started at or before it. Cost:
+// O(len(Counted)).
+func (st *userState) openFrom(d *Definition, from, ts int64, k int) int64 {
+	open := ts
+	for i := range st.Counted {
+		if c := &st.Counted[i]; c.End > from && c.Depth < k {
+			open = min(open, d.bucketStartBound(c.End))
+		}
+	}
+	return max(from, open)
 }
 
 // settled reports whether every counted (bucket, group) that may hold an
@@ -132,17 +158,29 @@ func depthOf(d *Definition, evs []stepEvent, i int) int {
 // and appends the change to changes if it raises the counted depth; the
 // changes of this update are changes[lo:].
 func (st *userState) raise(bucket, group string, depth int, end int64, changes []change, lo int) []change {
-	var c *counted
-	for i := range st.Counted {
+	return st.raiseAt(st.counted(bucket, group), bucket, group, depth, end, changes, lo)
+}
+
+// counted returns the index of (bucket, group) in st.Counted, or -1.
+// It looks from the end: entries are appended as buckets start, so the
+// bucket of an event in order is the last or close to it.
+func (st *userState) counted(bucket, group string) int {
+	for i := len(st.Counted) - 1; i >= 0; i-- {
 		if st.Counted[i].Bucket == bucket && st.Counted[i].Group == group {
-			c = &st.Counted[i]
-			break
+			return i
 		}
 	}
-	if c == nil {
+	return -1
+}
+
+// raiseAt is raise with the index of (bucket, group) in st.Counted, -1 if
+// absent.
+func (st *userState) raiseAt(at int, bucket, group string, depth int, end int64, changes []change, lo int) []change {
+	if at < 0 {
 		st.Counted = append(st.Counted, counted{Bucket: bucket, Group: group, End: end})
-		c = &st.Counted[len(st.Counted)-1]
+		at = len(st.Counted) - 1
 	}
+	c := &st.Counted[at]
 	if depth <= c.Depth {
 		return changes
 	}
@@ -163,19 +201,23 @@ func (st *userState) raise(bucket, group string, depth int, end int64, changes [
 // can deepen start at or after Latest - horizon - window = the cutoff.
 func (st *userState) prune(d *Definition) {
 	cutoff := st.Latest - d.retention()
-	k := sort.Search(len(st.Events), func(i int) bool { return st.Events[i].TS >= cutoff })
-	if k > 0 {
+	if len(st.Events) > 0 && st.Events[0].TS < cutoff {
+		k := sort.Search(len(st.Events), func(i int) bool { return st.Events[i].TS >= cutoff })
 		st.Events = append(st.Events[:0], st.Events[k:]...)
 		st.changed = true
 	}
-	kept := st.Counted[:0]
-	for _, c := range st.Counted {
+	// Most events prune nothing: look before compacting, which would
+	// rewrite every entry.
+	first := slices.IndexFunc(st.Counted, func(c counted) bool { return c.End <= cutoff })
+	if first < 0 {
+		return
+	}
+	kept := st.Counted[:first]
+	for _, c := range st.Counted[first+1:] {
 		if c.End > cutoff {
 			kept = append(kept, c)
 		}
 	}
-	if len(kept) != len(st.Counted) {
-		st.changed = true
-	}
-	st.Counted = kept
+	clear(st.Counted[len(kept):])
+	st.Counted, st.changed = kept, true
 }
