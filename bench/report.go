@@ -76,9 +76,19 @@ func writeSetup(b *strings.Builder, r *Result) {
 	}
 	fmt.Fprintf(b, "Workload (`bench/workload`, seed %d): %d pre-filled events per run from %d users (Zipf activity), "+
 		"sessions app_open → view_item → add_to_cart → purchase, 1%% profile updates, 0.1%% malformed (checked in the DLQ), "+
-		"1%% late by up to 1 h; %d partitions; %s; commit interval %s; %d runs per mode, modes alternating, medians. "+
+		"1%% late by up to 1 h; %s; %d partitions; %s; commit interval %s; %d runs per mode, modes alternating, medians. "+
 		"Rates run from the first record consumed to the commit of the last.\n\n",
-		s.Seed, s.Events, s.Users, s.Partitions, defs, s.CommitInterval, s.RunsPerMode)
+		s.Seed, s.Events, s.Users, prefillText(s.PrefillEnd), s.Partitions, defs, s.CommitInterval, s.RunsPerMode)
+}
+
+// prefillText says when the pre-filled events happen.
+func prefillText(end string) string {
+	switch end {
+	case "", "now":
+		return "pre-filled events over the hour before the run"
+	default:
+		return "pre-filled events over the hour before " + end + " UTC (the latest before the run)"
+	}
 }
 
 func writeThroughput(b *strings.Builder, r *Result) {

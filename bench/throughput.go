@@ -109,8 +109,12 @@ func runThroughput(ctx context.Context, o Options, mode string, k int, label str
 	}
 	run := ThroughputRun{Mode: mode, Instances: k, Events: int64(o.Events)}
 	var counts workload.Counts
-	prefill := func() (err error) {
-		counts, err = workload.Prefill(ctx, e.cl, e.input(), g, o.Events, time.Now(), time.Hour)
+	prefill := func() error {
+		end, err := prefillEnd(time.Now(), o.PrefillEnd)
+		if err != nil {
+			return err
+		}
+		counts, err = workload.Prefill(ctx, e.cl, e.input(), g, o.Events, end, time.Hour)
 		run.Malformed = counts.Malformed
 		return err
 	}

@@ -36,6 +36,7 @@ type benchFlags struct {
 	out, section, title, js, plots, prof string
 	only, modes, latency, scaling        string
 	generate, brokerKind, brokers        string
+	base                                 string // --definitions when generated ones are added to it
 	genFunnels                           int
 	kafka                                kafkasec.Options
 }
@@ -48,8 +49,9 @@ func (f *benchFlags) bind(fs *flag.FlagSet, o *bench.Options) {
 	fs.DurationVar(&o.CommitInterval, "commit-interval", 100*time.Millisecond, "commit interval")
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", 20*time.Second, "open-loop time per latency load")
 	fs.StringVar(&o.Definitions, "definitions", "", "definitions directory (default: one counting operator)")
-	fs.StringVar(&f.generate, "generate", "", "run generated definitions, `J/S/F` journeys/segments/funnels (e.g. 100/20/20), instead of --definitions")
-	fs.IntVar(&f.genFunnels, "generate-funnels", 0, "run this many generated funnels (same as --generate 0/0/N)")
+	fs.StringVar(&o.PrefillEnd, "prefill-end", "12:00", "UTC time of day at which the hour of pre-filled events ends (the latest such time before the run), so that runs started at any hour are comparable; now: the start of the run")
+	fs.StringVar(&f.generate, "generate", "", "run generated definitions, `J/S/F` journeys/segments/funnels (e.g. 100/20/20), added to --definitions if given")
+	fs.IntVar(&f.genFunnels, "generate-funnels", 0, "run this many generated funnels (same as --generate 0/0/N), added to --definitions if given")
 	fs.StringVar(&f.modes, "modes", "passthrough,cairn,at-least-once", "throughput modes, alternating in each run")
 	fs.StringVar(&f.only, "only", "", "run one mode once, e.g. for profiling; results are not written")
 	fs.StringVar(&f.latency, "latency", "0.25,0.5,0.8", "open-loop loads as fractions of the exactly-once maximum; empty: none")
@@ -154,6 +156,11 @@ func (f *benchFlags) generated(o *bench.Options) (func(), error) {
 		return func() {}, err
 	}
 	cleanup := func() { os.RemoveAll(dir) }
+	if f.base = o.Definitions; f.base != "" {
+		if err := copyDefinitions(f.base, dir); err != nil {
+			return cleanup, err
+		}
+	}
 	if err := bench.GenerateDefinitions(dir, s); err != nil {
 		return cleanup, err
 	}
@@ -161,10 +168,35 @@ func (f *benchFlags) generated(o *bench.Options) (func(), error) {
 	return cleanup, nil
 }
 
+// copyDefinitions copies the definition files (*.yaml, *.yml) of src into
+// dst, so that generated definitions can be added to them.
+func copyDefinitions(src, dst string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("--definitions: %w", err)
+	}
+	for _, e := range entries {
+		if ext := filepath.Ext(e.Name()); e.IsDir() || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return fmt.Errorf("--definitions: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			return fmt.Errorf("copying definitions: %w", err)
+		}
+	}
+	return nil
+}
+
 // write writes r's JSON, plots and markdown section.
 func (f *benchFlags) write(r *bench.Result) error {
 	if f.generate != "" || f.genFunnels > 0 {
 		r.Setup.Definitions = "generated " + cmpOr(f.generate, fmt.Sprintf("0/0/%d", f.genFunnels)) + " (journeys/segments/funnels)"
+		if f.base != "" {
+			r.Setup.Definitions = f.base + " + " + r.Setup.Definitions
+		}
 	}
 	if err := bench.WriteJSON(f.js, r); err != nil {
 		return err
