@@ -4,7 +4,7 @@ BIN       := bin/processor
 PKGS      := ./...
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build run test test-short bench chaos stress lint fuzz clean tools
+.PHONY: all build run test test-short bench bench-funnels chaos stress lint fuzz clean tools
 
 all: build
 
@@ -38,6 +38,11 @@ bench: build
 	./$(BIN) bench --events 20000 --runs 1 --modes passthrough,cairn --generate 100/20/20 --latency "" --section suite-generated \
 		--title "Generated definitions: 100 journeys, 20 segments, 20 funnels" --out bench/RESULTS.md --json bench/suite-generated.json
 	./$(BIN) bench cluster --users 200000 --runs 3
+
+## bench-funnels: the funnel ingest cost (issue #5): alternating rounds of 50 funnels
+## against each baseline through the whole pipeline; ROUNDS=5 EVENTS=100000.
+bench-funnels: build
+	bench/funnel-rounds.sh
 
 ## chaos: long fault runs (kills at random moments and at every named failpoint, CHAOS_CYCLES
 ## of each); figures in bench/CHAOS.md.
