@@ -62,8 +62,8 @@ type Options struct {
 	// the future; "now" ends it when the run starts. A fixed hour makes
 	// runs comparable whenever they start: the example definitions behave
 	// differently by the hour of their events (quiet hours defer email and
-	// SMS from 22:00 to 08:00, a welcome waits until 09:00), and at 22:34
-	// they ran 1.8× faster than at 13:00. ["12:00"]
+	// SMS from 22:00 to 08:00, a welcome waits until 09:00): with quiet
+	// hours over every event they ran 1.4× faster than with none. ["12:00"]
 	PrefillEnd string
 	// Definitions is a directory of definitions; empty means one counting
 	// operator (a read, a write and an output per event).

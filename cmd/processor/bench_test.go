@@ -97,3 +97,45 @@ func TestBenchInterruptWritesNothing(t *testing.T) {
 		t.Errorf("an interrupted bench wrote %v", entries)
 	}
 }
+
+// TestBenchGeneratedAddsToDefinitions checks that generated definitions
+// join the files of --definitions when both are given.
+func TestBenchGeneratedAddsToDefinitions(t *testing.T) {
+	src := t.TempDir()
+	for name, text := range map[string]string{"a.yaml": "kind: counter\n", "b.yml": "kind: segment\n", "notes.txt": "x"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &benchFlags{genFunnels: 2}
+	o := &bench.Options{Definitions: src}
+	cleanup, err := f.generated(o)
+	defer cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Definitions == src || f.base != src {
+		t.Fatalf("definitions %q, base %q: want a new directory and base %q", o.Definitions, f.base, src)
+	}
+	ents, err := os.ReadDir(o.Definitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, " "); got != "a.yaml b.yml generated-funnels.yaml" {
+		t.Errorf("files %q, want the two definitions and the generated funnels", got)
+	}
+	if b := mustRead(t, filepath.Join(o.Definitions, "a.yaml")); string(b) != "kind: counter\n" {
+		t.Errorf("a.yaml copied as %q", b)
+	}
+
+	f, o = &benchFlags{genFunnels: 1}, &bench.Options{Definitions: filepath.Join(src, "missing")}
+	cleanup, err = f.generated(o)
+	defer cleanup()
+	if err == nil || !strings.Contains(err.Error(), "--definitions") {
+		t.Errorf("a missing --definitions directory: error %v, want one naming --definitions", err)
+	}
+}

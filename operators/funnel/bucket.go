@@ -40,7 +40,10 @@ func (d *Definition) around(ts int64) (from, to int64) {
 
 // maxShift bounds how far a clock change moves a zone's local time back:
 // an hour in most zones, two in Antarctica/Troll. A bucket (a local
-// calendar hour or day) lasts at most its nominal length plus that.
+// calendar hour or day) lasts at most its nominal length plus that. Not
+// covered: 19th-century changes by a whole day (America/Sitka in 1867),
+// where a recount of an event in order could miss an attempt of the
+// longer bucket.
 const maxShift = int64(2 * time.Hour / time.Millisecond)
 
 // bucketStartBound returns a time at or before the start of the bucket
