@@ -19,6 +19,7 @@ import (
 
 	"github.com/cairn-cjo/cairn/bench"
 	"github.com/cairn-cjo/cairn/internal/kafkasec"
+	"github.com/cairn-cjo/cairn/operators/defs"
 )
 
 func cmdBench(ctx context.Context, args []string) error {
@@ -168,22 +169,19 @@ func (f *benchFlags) generated(o *bench.Options) (func(), error) {
 	return cleanup, nil
 }
 
-// copyDefinitions copies the definition files (*.yaml, *.yml) of src into
+// copyDefinitions copies the definition files of src (defs.Files) into
 // dst, so that generated definitions can be added to them.
 func copyDefinitions(src, dst string) error {
-	entries, err := os.ReadDir(src)
+	names, err := defs.Files(src)
 	if err != nil {
 		return fmt.Errorf("--definitions: %w", err)
 	}
-	for _, e := range entries {
-		if ext := filepath.Ext(e.Name()); e.IsDir() || (ext != ".yaml" && ext != ".yml") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(src, name))
 		if err != nil {
 			return fmt.Errorf("--definitions: %w", err)
 		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
 			return fmt.Errorf("copying definitions: %w", err)
 		}
 	}

@@ -64,9 +64,9 @@ func Field(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// LoadDir reads every *.yaml and *.yml file directly in dir, in name order,
-// and returns their documents. Empty documents are skipped.
-func LoadDir(dir string) ([]Doc, error) {
+// Files returns the names of the definition files directly in dir (every
+// *.yaml and *.yml file), in name order.
+func Files(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading definitions dir: %w", err)
@@ -79,6 +79,16 @@ func LoadDir(dir string) ([]Doc, error) {
 		}
 	}
 	sort.Strings(names)
+	return names, nil
+}
+
+// LoadDir reads every definition file directly in dir (Files), in name
+// order, and returns their documents. Empty documents are skipped.
+func LoadDir(dir string) ([]Doc, error) {
+	names, err := Files(dir)
+	if err != nil {
+		return nil, err
+	}
 	var docs []Doc
 	var errs []error
 	for _, n := range names {

@@ -1,9 +1,6 @@
 package funnel
 
-import (
-	"slices"
-	"sort"
-)
+import "sort"
 
 // userState is the state of one user in one funnel: one part of the
 // user's record (record.go). Its events are the shared log's entries it
@@ -208,8 +205,11 @@ func (st *userState) prune(d *Definition) {
 	}
 	// Most events prune nothing: look before compacting, which would
 	// rewrite every entry.
-	first := slices.IndexFunc(st.Counted, func(c counted) bool { return c.End <= cutoff })
-	if first < 0 {
+	first := 0
+	for first < len(st.Counted) && st.Counted[first].End > cutoff {
+		first++
+	}
+	if first == len(st.Counted) {
 		return
 	}
 	kept := st.Counted[:first]

@@ -2,6 +2,7 @@ package journey
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -181,11 +182,7 @@ func (c *capState) EncodeMsgpack(e *msgpack.Encoder) error {
 		w.err1(e.EncodeNil())
 		return w.err
 	}
-	channels := make([]string, 0, len(c.Sent))
-	for ch := range c.Sent {
-		channels = append(channels, ch)
-	}
-	slices.Sort(channels)
+	channels := slices.Sorted(maps.Keys(c.Sent))
 	w.mapLen(len(channels))
 	for _, ch := range channels {
 		w.key(ch)
