@@ -61,6 +61,14 @@ type Config struct {
 	MaxClockSkew time.Duration
 	// TransactionTimeout is the broker-side transaction timeout. Default 30s.
 	TransactionTimeout time.Duration
+	// FiringWindow bounds the time a partition spends firing timers in one
+	// transaction. When the timers due before a record have not all fired
+	// within it, the record and those after it wait in the partition's
+	// backlog (state) for the next transactions, so that no transaction
+	// outlives TransactionTimeout however many timers fall due at once
+	// (design "Backlog"). Default: CommitInterval, at least 1s, at most a
+	// quarter of TransactionTimeout.
+	FiringWindow time.Duration
 	// SessionTimeout is the group session timeout. Default 10s.
 	SessionTimeout time.Duration
 	// RebalanceTimeout is the group rebalance timeout. Default 30s.
@@ -139,6 +147,7 @@ func (c *Config) EnsureDefaults() {
 	setDur(&c.TransactionTimeout, 30*time.Second)
 	setDur(&c.SessionTimeout, 10*time.Second)
 	setDur(&c.RebalanceTimeout, 30*time.Second)
+	setDur(&c.FiringWindow, min(max(c.CommitInterval, time.Second), c.TransactionTimeout/4))
 	if c.CommitRecords == 0 {
 		c.CommitRecords = 10000
 	}
@@ -188,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StandbyReplicas < 0 {
 		errs = append(errs, fmt.Errorf("standby-replicas %d: must be 0 or more", c.StandbyReplicas))
+	}
+	if c.FiringWindow < 0 || c.FiringWindow >= c.TransactionTimeout {
+		errs = append(errs, fmt.Errorf("firing-window %s: must be positive and below transaction-timeout %s", c.FiringWindow, c.TransactionTimeout))
 	}
 	if c.TransactionTimeout <= c.CommitInterval {
 		errs = append(errs, fmt.Errorf("transaction-timeout %s must exceed commit-interval %s", c.TransactionTimeout, c.CommitInterval))

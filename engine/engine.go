@@ -261,6 +261,9 @@ func (e *Engine) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 		w.startAt(m)
 		err = w.core.load()
 		if err == nil {
+			err = w.loadBacklog()
+		}
+		if err == nil {
 			var n int
 			n, err = w.core.pendingTimers()
 			w.timers = int64(n)

@@ -205,7 +205,16 @@ func TestContextCrossReads(t *testing.T) {
 	}
 }
 
-func TestFireDueBudgetSpreadsOverdueTimers(t *testing.T) {
+// firings returns a fireDueWhile budget of n firings; nil (no bound) if n
+// is negative.
+func firings(n int) func() bool {
+	if n < 0 {
+		return nil
+	}
+	return func() bool { n--; return n >= 0 }
+}
+
+func TestFireDueWhileSpreadsOverdueTimers(t *testing.T) {
 	l, _ := NewLocal(0, probe{})
 	defer l.Close()
 	for i := 0; i < 5; i++ {
@@ -214,13 +223,13 @@ func TestFireDueBudgetSpreadsOverdueTimers(t *testing.T) {
 		}
 	}
 	c := l.core
-	last, done, err := c.fireDueBudget(1000, 2)
+	last, done, err := c.fireDueWhile(1000, firings(2))
 	if err != nil || done || last != 120 {
-		t.Fatalf("fireDueBudget = %d, %v, %v; want 120, not done", last, done, err)
+		t.Fatalf("fireDueWhile = %d, %v, %v; want 120, not done", last, done, err)
 	}
-	last, done, err = c.fireDueBudget(1000, 10)
+	last, done, err = c.fireDueWhile(1000, firings(10))
 	if err != nil || !done || last != 150 {
-		t.Fatalf("fireDueBudget = %d, %v, %v; want 150, done", last, done, err)
+		t.Fatalf("fireDueWhile = %d, %v, %v; want 150, done", last, done, err)
 	}
 	if n, _ := c.pendingTimers(); n != 0 {
 		t.Fatalf("%d timers left", n)

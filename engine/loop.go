@@ -151,8 +151,8 @@ func (l *loop) abortOpen() error {
 	return l.end(kgo.TryAbort)
 }
 
-// commit advances idle partitions' clocks, flushes every worker and ends the
-// transaction if anything is pending in it.
+// commit drains backlogs, advances idle partitions' clocks, flushes every
+// worker and ends the transaction if anything is pending in it.
 func (l *loop) commit() error {
 	e := l.e
 	if err := l.maybeCheckDisk(); err != nil {
@@ -165,10 +165,8 @@ func (l *loop) commit() error {
 	pending := l.dirty
 	var mu sync.Mutex
 	err := e.forEachWorker(func(w *worker) error {
-		if !w.active && !e.cfg.DisableIdleAdvance {
-			if err := w.idle(now); err != nil {
-				return w.noteFailure(err)
-			}
+		if err := w.settleTime(now); err != nil {
+			return w.noteFailure(err)
 		}
 		e.m.clockSkew.WithLabelValues(w.label).Set(float64(now-w.core.clock) / 1000)
 		if w.core.pending() {

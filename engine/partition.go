@@ -14,7 +14,7 @@ import (
 // that two operators that trigger each other cannot loop forever.
 const maxInternalEvents = 256
 
-// minDue is the due time fireDueBudget reports when it fired nothing.
+// minDue is the due time fireDueWhile reports when it fired nothing.
 const minDue = math.MinInt64
 
 // clockKeyName is the meta key holding the partition clock; it is written
@@ -150,17 +150,22 @@ func (c *partitionCore) writeClock() error {
 // and hands ev to every operator that listens for it, then drains the
 // internal events they emitted.
 func (c *partitionCore) processEvent(ev *Event) error {
-	ts := ev.TS
-	if c.wallLimit != nil {
-		ts = min(ts, c.wallLimit())
-	}
-	if err := c.advance(ts); err != nil {
+	if err := c.advance(c.eventTime(ev)); err != nil {
 		return err
 	}
 	if err := c.dispatch(ev); err != nil {
 		return err
 	}
 	return c.drainInternal()
+}
+
+// eventTime is the time ev moves the clock to, if later: its ts, at most
+// wallLimit.
+func (c *partitionCore) eventTime(ev *Event) int64 {
+	if c.wallLimit != nil {
+		return min(ev.TS, c.wallLimit())
+	}
+	return ev.TS
 }
 
 // advance moves the clock to ts (if later) and fires every timer due at or

@@ -99,16 +99,16 @@ func (c *partitionCore) nextDue() (int64, error) {
 // fireDue fires, in due order, every timer due at or before upTo. Timers set
 // by a firing that are themselves due by upTo fire in the same call.
 func (c *partitionCore) fireDue(upTo int64) error {
-	_, _, err := c.fireDueBudget(upTo, -1)
+	_, _, err := c.fireDueWhile(upTo, nil)
 	return err
 }
 
-// fireDueBudget is fireDue firing at most budget timers (all if budget < 0).
-// It returns the due time of the last timer fired (minDue if none) and
-// whether every timer due by upTo has fired.
-func (c *partitionCore) fireDueBudget(upTo int64, budget int) (last int64, done bool, err error) {
+// fireDueWhile is fireDue asking more, if not nil, before each firing and
+// stopping when it says no. It returns the due time of the last timer fired
+// (minDue if none) and whether every timer due by upTo has fired.
+func (c *partitionCore) fireDueWhile(upTo int64, more func() bool) (last int64, done bool, err error) {
 	last = minDue
-	for fired := 0; ; fired++ {
+	for {
 		q, err := c.timers() // again each time: a failed write in a firing forgets it
 		if err != nil {
 			return last, false, err
@@ -116,7 +116,7 @@ func (c *partitionCore) fireDueBudget(upTo int64, budget int) (last int64, done 
 		if q.MinDue() > upTo {
 			return last, true, nil
 		}
-		if budget >= 0 && fired >= budget {
+		if more != nil && !more() {
 			return last, false, nil
 		}
 		key, _ := q.PopMin()

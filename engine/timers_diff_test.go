@@ -58,7 +58,7 @@ type timerDiff struct {
 	c         *partitionCore
 	model     timerModel
 	committed timerModel
-	upTo      int64 // of the fireDueBudget running, for the firing checks
+	upTo      int64 // of the fireDueWhile running, for the firing checks
 	fired     int
 	step      int
 }
@@ -138,19 +138,19 @@ func (d *timerDiff) onTimer(ctx *Context, tm *Timer) error {
 	return nil
 }
 
-// fire runs fireDueBudget up to a random time with a random budget and
+// fire runs fireDueWhile up to a random time with a random budget and
 // checks that it fired exactly what was due, budget permitting.
 func (d *timerDiff) fire(base int64) {
 	d.upTo, d.fired = base+d.rng.Int64N(40), 0
 	budget := []int{-1, -1, 1, 3}[d.rng.IntN(4)]
-	last, done, err := d.c.fireDueBudget(d.upTo, budget)
+	last, done, err := d.c.fireDueWhile(d.upTo, firings(budget))
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	sorted := d.model.sorted()
 	due := len(sorted) > 0 && sorted[0].due <= d.upTo
 	if done == due || (!done && d.fired != budget) || (d.fired > 0 && last > d.upTo) {
-		d.t.Fatalf("step %d: fireDueBudget(%d, %d) = %d, %v after %d firings; a timer still due: %v",
+		d.t.Fatalf("step %d: fireDueWhile(%d, %d) = %d, %v after %d firings; a timer still due: %v",
 			d.step, d.upTo, budget, last, done, d.fired, due)
 	}
 }

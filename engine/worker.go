@@ -44,6 +44,12 @@ type worker struct {
 	timers       int64 // committed timers of the partition
 	active       bool  // processed records in the current commit cycle
 	changelogMax atomic.Int64
+	firingSpent  time.Duration // firing timers in the open transaction (firingBudget)
+	backlog      int           // backlog records in state, batch included (backlog.go)
+	// backlogCommitted is backlog as of the last commit; paused says
+	// whether fetching the partition is paused (syncPause).
+	backlogCommitted int
+	paused           bool
 	lag          atomic.Int64     // input records behind the high watermark, as of the last poll
 	cacheSeen    state.CacheStats // read-cache counters already added to the metrics
 }
@@ -99,18 +105,24 @@ func (w *worker) stop() {
 	}
 }
 
-// processRecords handles one poll's records of the partition. An operator
-// failure is entered in the poison book before it is returned: the caller
-// aborts, and the record comes again.
+// processRecords handles one poll's records of the partition, after what
+// it can of its backlog. An operator failure is entered in the poison book
+// before it is returned: the caller aborts, and the record comes again.
 func (w *worker) processRecords(rs []*kgo.Record) error {
 	w.active = true
+	if err := w.drainBacklog(); err != nil {
+		return w.noteFailure(err)
+	}
 	for _, r := range rs {
-		if err := w.processRecord(r); err != nil {
+		w.e.m.consumed.WithLabelValues(w.label).Inc()
+		w.checkKeyPartition(r)
+		if err := w.take(r); err != nil {
 			return w.noteFailure(err)
 		}
 		w.next = r.Offset + 1
 		failpoint.Inject(failpoint.MidBatch)
 	}
+	w.syncPause()
 	return nil
 }
 
@@ -125,19 +137,26 @@ func (w *worker) noteFailure(err error) error {
 	return err
 }
 
-func (w *worker) processRecord(r *kgo.Record) error {
+// checkKeyPartition counts (and now and then logs) a record whose key
+// belongs to another partition.
+func (w *worker) checkKeyPartition(r *kgo.Record) {
 	m := w.e.m
-	m.consumed.WithLabelValues(w.label).Inc()
-	if dead, msg := w.e.poison.deadRecord(w.p, r.Offset); dead {
-		w.deadLetter(r, ReasonOperator, errors.New(msg))
-		return nil
-	}
 	if n := w.e.partitions; n > 0 && KeyPartition(r.Key, n) != r.Partition {
 		if m.wrongPartitionCount.Add(1)%1000 == 1 {
 			w.core.log.Warn("record key belongs to another partition; is the producer using murmur2?",
 				"topic", r.Topic, "offset", r.Offset, "key", string(r.Key))
 		}
 		m.wrongPartition.Inc()
+	}
+}
+
+// processRecord processes r, or dead-letters it. It returns false, having
+// changed nothing, if the timers due before r did not all fire within the
+// transaction's firing window: r must then wait in the backlog.
+func (w *worker) processRecord(r *kgo.Record) (done bool, err error) {
+	if dead, msg := w.e.poison.deadRecord(w.p, r.Offset); dead {
+		w.deadLetter(r, ReasonOperator, errors.New(msg))
+		return true, nil
 	}
 	ev, err := DecodeEvent(r.Key, r.Value, r.Timestamp.UnixMilli())
 	if err != nil {
@@ -147,11 +166,15 @@ func (w *worker) processRecord(r *kgo.Record) error {
 			reason = de.Reason
 		}
 		w.deadLetter(r, reason, err)
-		return nil
+		return true, nil
 	}
 	ev.Topic, ev.Partition, ev.Offset = r.Topic, r.Partition, r.Offset
-	m.processed.Inc()
-	return asOperatorFailure(w.core.processEvent(&ev), func() string { return recordKey(w.p, r.Offset) })
+	c := w.core
+	if _, done, err := c.fireDueWhile(max(c.clock, c.eventTime(&ev)), w.firingBudget()); !done || err != nil {
+		return false, err // a timer's failure is an operatorFailure already
+	}
+	w.e.m.processed.Inc()
+	return true, asOperatorFailure(c.processEvent(&ev), func() string { return recordKey(w.p, r.Offset) })
 }
 
 // deadLetter produces r to the DLQ in the current transaction, with headers
@@ -187,6 +210,21 @@ func (w *worker) deadLetterTimer(k state.Key, payload []byte, msg string) {
 	}})
 }
 
+// settleTime runs, at the end of a commit cycle, what the passing of time
+// asks of the partition: processing what it can of its backlog, or else,
+// if it had no records, advancing its clock (idle).
+func (w *worker) settleTime(now int64) error {
+	if w.backlog > 0 {
+		err := w.drainBacklog()
+		w.syncPause()
+		return err
+	}
+	if w.active || w.e.cfg.DisableIdleAdvance {
+		return nil
+	}
+	return w.idle(now)
+}
+
 // idle advances the clock of a partition that had no records this cycle.
 // Only a clock move that fires timers is written to state; otherwise the
 // move stays in memory, so an idle partition writes nothing.
@@ -200,10 +238,10 @@ func (w *worker) idle(now int64) error {
 		return err
 	}
 	if due <= now {
-		last, done, err := c.fireDueBudget(now, idleFiringBudget)
+		last, done, err := c.fireDueWhile(now, w.firingBudget())
 		if err != nil || !done {
-			// Overdue timers beyond the budget fire in the next cycles,
-			// each in its own transaction; the clock follows them.
+			// Overdue timers beyond the firing window fire in the next
+			// cycles, each in its own transaction; the clock follows them.
 			return errors.Join(err, c.setClock(last))
 		}
 		return c.setClock(now)
@@ -211,13 +249,6 @@ func (w *worker) idle(now int64) error {
 	c.clock = now
 	return nil
 }
-
-// idleFiringBudget bounds the timers an idle partition fires in one commit
-// cycle, so that a backlog of overdue timers (after an outage, or a large
-// broadcast re-arming itself at the same due time) is spread over several
-// transactions instead of one that could outlive the transaction timeout.
-// Before an event, every timer due by its time still fires (design §3).
-const idleFiringBudget = 10_000
 
 // produce sends out in the session's open transaction. Records for
 // co-partitioned topics go to this worker's partition.
@@ -302,6 +333,8 @@ func (w *worker) apply() error {
 		return err
 	}
 	w.active = false
+	w.firingSpent, w.backlogCommitted = 0, w.backlog
+	w.e.m.backlog.WithLabelValues(w.label).Set(float64(w.backlog))
 	w.timers += w.core.timerDelta
 	w.e.m.timersPending.WithLabelValues(w.label).Set(float64(w.timers))
 	w.e.m.timersFired.Add(float64(w.core.timersFired))
@@ -314,6 +347,8 @@ func (w *worker) apply() error {
 func (w *worker) drop() error {
 	w.active = false
 	w.next = w.marker.InputOffset
+	w.firingSpent, w.backlog = 0, w.backlogCommitted
+	w.syncPause()
 	defer w.observeCache()
 	return w.core.drop()
 }

@@ -1,0 +1,108 @@
+package engine_test
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cairn-cjo/cairn/engine"
+	"github.com/cairn-cjo/cairn/internal/kafkatest"
+	"github.com/cairn-cjo/cairn/state"
+)
+
+const passOut = "pass"
+
+// pass is a broadcast in miniature: a "start" event arms a timer whose
+// every firing takes sliceCost, emits "slice:i" and re-arms the timer at
+// the same due time, until slices firings. Every event emits
+// "event:<id>". In event time all slices come between "start" and the
+// next event.
+type pass struct {
+	slices    int
+	sliceCost time.Duration
+}
+
+func (o *pass) Name() string     { return "pass" }
+func (o *pass) Events() []string { return nil }
+
+func (o *pass) OnEvent(ctx *engine.Context, ev *engine.Event) error {
+	ctx.Emit(engine.Output{Topic: passOut, Key: []byte(ctx.UserID()), Value: []byte("event:" + ev.EventID)})
+	if ev.Name == "start" {
+		return ctx.SetTimer("pass", ev.TS+1, []byte("0"))
+	}
+	return nil
+}
+
+func (o *pass) OnTimer(ctx *engine.Context, t *engine.Timer) error {
+	i, err := strconv.Atoi(string(t.Payload))
+	if err != nil {
+		return err
+	}
+	time.Sleep(o.sliceCost)
+	ctx.Emit(engine.Output{Topic: passOut, Key: []byte(ctx.UserID()), Value: []byte(fmt.Sprint("slice:", i))})
+	if i+1 < o.slices {
+		return ctx.SetTimer("pass", t.Due, []byte(strconv.Itoa(i+1)))
+	}
+	return nil
+}
+
+// TestLongPassDefersInputInsteadOfOutlivingTheTransaction: the timers due
+// before an event take 3s to fire, longer than the 2s transaction
+// timeout. Firing them all in the event's transaction would have the
+// broker abort it, again and again. The partition instead fires them over
+// several transactions, each within the firing window, while the events
+// behind them wait in its backlog: every output comes exactly once, in
+// event-time order, also when the backlog moves to a new instance with an
+// empty state directory (restored from the changelog) half-way.
+func TestLongPassDefersInputInsteadOfOutlivingTheTransaction(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
+			addrs := newBroker(t)
+			kafkatest.CreateTopic(t, addrs, passOut, 1, nil)
+			op := &pass{slices: 60, sliceCost: 50 * time.Millisecond}
+			ts0 := int64(1_700_000_000_000)
+			evs := []kafkatest.Event{{UserID: "u", Event: "start", TS: ts0, EventID: "start"}}
+			want := []string{"event:start"}
+			for i := range op.slices {
+				want = append(want, fmt.Sprint("slice:", i))
+			}
+			for i := range 20 {
+				id := fmt.Sprint("e", i)
+				evs = append(evs, kafkatest.Event{UserID: "u", Event: "view_item", TS: ts0 + 10 + int64(i), EventID: id})
+				want = append(want, "event:"+id)
+			}
+			kafkatest.ProduceEvents(t, addrs, input, evs)
+			cfg := func(c *engine.Config) {
+				// The window is at least franz-go's 500ms wait after a
+				// transaction that committed no offsets (docs/design.md
+				// "Backlog"), or that wait would be most of the test.
+				c.TransactionTimeout, c.FiringWindow, c.CommitInterval = 2*time.Second, 500*time.Millisecond, 20*time.Millisecond
+				c.DisableIdleAdvance = true
+			}
+			start := func(id string) *instance {
+				st, err := state.OpenPebble(t.TempDir(), state.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return startInstanceWith(t, addrs, id, st, []engine.Operator{op}, cfg)
+			}
+			in := start("one")
+			if restart {
+				kafkatest.WaitRecords(t, addrs, passOut, len(want)/3)
+				in.stop(t)
+				in = start("two")
+			}
+			kafkatest.WaitRecords(t, addrs, passOut, len(want))
+			in.stop(t) // so that a duplicate would be there to see
+			var got []string
+			for _, r := range kafkatest.ReadCommitted(t, addrs, passOut) {
+				got = append(got, string(r.Value))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("outputs, in order:\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
