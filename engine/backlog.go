@@ -49,18 +49,29 @@ func deferredKey(p int32, offset int64) []byte {
 	return binary.BigEndian.AppendUint64(state.MetaKey(p, deferredPrefix), uint64(offset))
 }
 
-// firingBudget returns the budget (for fireDueWhile) of the open
-// transaction: firing goes on while the time the worker spent firing in it
-// stays under the firing window. Each call to the budget charges the time
-// since the previous one, that is the previous firing.
-func (w *worker) firingBudget() func() bool {
-	last := time.Now()
-	return func() bool {
-		now := time.Now()
-		w.firingSpent += now.Sub(last)
-		last = now
-		return w.firingSpent < w.e.cfg.FiringWindow
+// fireDue fires the partition's timers due by upTo, in due order, while the
+// time spent firing in the open transaction stays under the firing window.
+// It returns what fireDueWhile does. It reads the clock only if a timer is
+// due.
+func (w *worker) fireDue(upTo int64) (last int64, done bool, err error) {
+	last, done, err = w.core.fireDueWhile(upTo, w.moreFiring)
+	if !w.firingFrom.IsZero() {
+		w.firingSpent += time.Since(w.firingFrom)
+		w.firingFrom = time.Time{}
 	}
+	return last, done, err
+}
+
+// moreFiring is fireDue's budget: called before each firing, it charges
+// the time since its previous call in the same fireDue (the previous
+// firing) and says whether the window has time left.
+func (w *worker) moreFiring() bool {
+	now := time.Now()
+	if !w.firingFrom.IsZero() {
+		w.firingSpent += now.Sub(w.firingFrom)
+	}
+	w.firingFrom = now
+	return w.firingSpent < w.e.cfg.FiringWindow
 }
 
 // take processes r, or adds it to the backlog: behind a backlog, or when

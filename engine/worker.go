@@ -44,7 +44,8 @@ type worker struct {
 	timers       int64 // committed timers of the partition
 	active       bool  // processed records in the current commit cycle
 	changelogMax atomic.Int64
-	firingSpent  time.Duration // firing timers in the open transaction (firingBudget)
+	firingSpent  time.Duration // firing timers in the open transaction (fireDue)
+	firingFrom   time.Time     // start of the firing fireDue is in, if any
 	backlog      int           // backlog records in state, batch included (backlog.go)
 	// backlogCommitted is backlog as of the last commit; paused says
 	// whether fetching the partition is paused (syncPause).
@@ -170,7 +171,7 @@ func (w *worker) processRecord(r *kgo.Record) (done bool, err error) {
 	}
 	ev.Topic, ev.Partition, ev.Offset = r.Topic, r.Partition, r.Offset
 	c := w.core
-	if _, done, err := c.fireDueWhile(max(c.clock, c.eventTime(&ev)), w.firingBudget()); !done || err != nil {
+	if _, done, err := w.fireDue(max(c.clock, c.eventTime(&ev))); !done || err != nil {
 		return false, err // a timer's failure is an operatorFailure already
 	}
 	w.e.m.processed.Inc()
@@ -238,7 +239,7 @@ func (w *worker) idle(now int64) error {
 		return err
 	}
 	if due <= now {
-		last, done, err := c.fireDueWhile(now, w.firingBudget())
+		last, done, err := w.fireDue(now)
 		if err != nil || !done {
 			// Overdue timers beyond the firing window fire in the next
 			// cycles, each in its own transaction; the clock follows them.
