@@ -114,12 +114,16 @@ func (r *userRec) DecodeMsgpack(d *msgpack.Decoder) error {
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (s *storedEvent) EncodeMsgpack(e *msgpack.Encoder) error {
 	w := fieldWriter{e: e}
-	w.mapLen(2 + count(s.ID != "", len(s.Props) > 0))
+	w.mapLen(2 + count(s.ID != "", len(s.Props) > 0 || s.rawProps != nil))
 	w.key("n")
 	w.err1(e.EncodeString(s.Name))
 	w.key("t")
 	w.err1(e.EncodeInt64(s.TS))
 	w.stringIf("i", s.ID)
+	if s.rawProps != nil {
+		w.key("p")
+		w.err1(e.Encode(s.rawProps))
+	}
 	w.propsIf("p", s.Props)
 	return w.err
 }
@@ -136,7 +140,7 @@ func (s *storedEvent) DecodeMsgpack(d *msgpack.Decoder) error {
 		case "i":
 			s.ID, err = d.DecodeString()
 		case "p":
-			s.Props, err = d.DecodeMap()
+			s.rawProps, err = d.DecodeRaw()
 		default:
 			err = d.Skip()
 		}

@@ -22,11 +22,13 @@ type cond interface {
 
 // evalEnv is what a condition sees: the call (for the did-history and the
 // profile), the current event (a synthetic "$timer" event in a timer
-// firing) and the instance's entry event.
+// firing) and the instance's entry event: entry, or else stored, made an
+// event when the variables are first built.
 type evalEnv struct {
 	r        *run
 	event    *engine.Event
 	entry    *engine.Event
+	stored   *storedEvent
 	entryTS  int64
 	vars     map[string]any // built on first use
 	withProf bool           // vars holds the user's profile
@@ -47,6 +49,13 @@ func (e *evalEnv) exprVars(profile bool) (map[string]any, error) {
 		if prof, err = e.r.ctx.Profile(); err != nil {
 			return nil, err
 		}
+	}
+	if e.entry == nil && e.stored != nil {
+		entry, err := e.stored.event(e.r.ctx.UserID())
+		if err != nil {
+			return nil, err
+		}
+		e.entry = entry
 	}
 	e.vars, e.withProf = expr.Env(e.event, e.entry, prof), profile
 	return e.vars, nil
@@ -190,7 +199,7 @@ func (c *didCond) eval(e *evalEnv) (bool, error) {
 			continue
 		}
 		if c.where != nil {
-			sub := &evalEnv{r: e.r, entry: e.entry, entryTS: e.entryTS,
+			sub := &evalEnv{r: e.r, entry: e.entry, stored: e.stored, entryTS: e.entryTS,
 				event: &engine.Event{Name: c.event, TS: h.TS, Props: h.Props, UserID: e.r.ctx.UserID()}}
 			ok, err := c.where.eval(sub)
 			if err != nil {

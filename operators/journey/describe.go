@@ -75,9 +75,13 @@ func (v *UserView) addRecord(id string, value []byte) error {
 	if err := decode(value, &rec); err != nil {
 		return fmt.Errorf("reading record of %s: %w", id, err)
 	}
+	props, err := rec.Entry.props()
+	if err != nil {
+		return fmt.Errorf("reading record of %s: %w", id, err)
+	}
 	v.Journeys = append(v.Journeys, InstanceView{
 		Journey: id, Version: rec.Version, EntrySeq: rec.Seq,
-		EntryEvent: rec.Entry.Name, EntryTS: rec.Entry.TS, EntryProps: rec.Entry.Props,
+		EntryEvent: rec.Entry.Name, EntryTS: rec.Entry.TS, EntryProps: props,
 		Active: rec.Active, Holdout: rec.Holdout, Node: rec.Node, NodeSince: rec.NodeTS,
 		NextTimer: rec.Due, LastExit: rec.LastExit,
 		GoalOpen: rec.GoalOpen, GoalDeadline: rec.GoalDeadline,

@@ -1,6 +1,11 @@
 package journey
 
 import (
+	"bytes"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/state"
 )
@@ -28,19 +33,43 @@ type userRec struct {
 }
 
 // storedEvent is an entry event as kept in state.
+//
+// Its props are decoded lazily: DecodeMsgpack keeps their msgpack bytes in
+// rawProps and props decodes them when a condition, template or view
+// first needs them, as most events that read a journey record never do.
+// Invariant: at most one of Props and rawProps is set; EncodeMsgpack
+// writes rawProps back as they were read, which is what reflection would
+// write for the map they hold.
 type storedEvent struct {
-	Name  string         `msgpack:"n"`
-	TS    int64          `msgpack:"t"`
-	ID    string         `msgpack:"i,omitempty"`
-	Props map[string]any `msgpack:"p,omitempty"`
+	Name     string         `msgpack:"n"`
+	TS       int64          `msgpack:"t"`
+	ID       string         `msgpack:"i,omitempty"`
+	Props    map[string]any `msgpack:"p,omitempty"`
+	rawProps msgpack.RawMessage
 }
 
 func storeEvent(ev *engine.Event) storedEvent {
 	return storedEvent{Name: ev.Name, TS: ev.TS, ID: ev.EventID, Props: ev.Props}
 }
 
-func (s *storedEvent) event(user string) *engine.Event {
-	return &engine.Event{Name: s.Name, TS: s.TS, EventID: s.ID, Props: s.Props, UserID: user}
+// props returns the event's props, decoding them on first use.
+func (s *storedEvent) props() (map[string]any, error) {
+	if s.rawProps != nil {
+		m, err := msgpack.NewDecoder(bytes.NewReader(s.rawProps)).DecodeMap()
+		if err != nil {
+			return nil, fmt.Errorf("decoding entry event props: %w", err)
+		}
+		s.Props, s.rawProps = m, nil
+	}
+	return s.Props, nil
+}
+
+func (s *storedEvent) event(user string) (*engine.Event, error) {
+	props, err := s.props()
+	if err != nil {
+		return nil, err
+	}
+	return &engine.Event{Name: s.Name, TS: s.TS, EventID: s.ID, Props: props, UserID: user}, nil
 }
 
 // timerKind says what a timer resumes.

@@ -180,7 +180,7 @@ func (r *run) live(id string, rec *userRec) (*journeyDef, error) {
 }
 
 func (r *run) env(rec *userRec) *evalEnv {
-	return &evalEnv{r: r, event: r.event, entry: rec.Entry.event(r.ctx.UserID()), entryTS: rec.Entry.TS}
+	return &evalEnv{r: r, event: r.event, stored: &rec.Entry, entryTS: rec.Entry.TS}
 }
 
 func (r *run) matches(m *eventMatch, rec *userRec) (bool, error) {
