@@ -51,8 +51,8 @@ type worker struct {
 	// whether fetching the partition is paused (syncPause).
 	backlogCommitted int
 	paused           bool
-	lag          atomic.Int64     // input records behind the high watermark, as of the last poll
-	cacheSeen    state.CacheStats // read-cache counters already added to the metrics
+	lag              atomic.Int64     // input records behind the high watermark, as of the last poll
+	cacheSeen        state.CacheStats // read-cache counters already added to the metrics
 }
 
 // workerQueue is how many tasks (polls' records of the partition) may wait
