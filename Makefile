@@ -4,7 +4,7 @@ BIN       := bin/processor
 PKGS      := ./...
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build run test test-short bench bench-funnels chaos stress lint fuzz clean tools
+.PHONY: all build run test test-short bench bench-funnels bench-floor chaos stress lint fuzz clean tools
 
 all: build
 
@@ -43,6 +43,11 @@ bench: build
 ## against each baseline through the whole pipeline; ROUNDS=5 EVENTS=100000.
 bench-funnels: build
 	bench/funnel-rounds.sh
+
+## bench-floor: the passthrough, Cairn with no definitions, the counter and the examples in
+## alternating rounds: how far the definitions are from issue #6's target; ROUNDS=5 EVENTS=100000.
+bench-floor: build
+	bench/floor-rounds.sh
 
 ## chaos: long fault runs (kills at random moments and at every named failpoint, CHAOS_CYCLES
 ## of each); figures in bench/CHAOS.md.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,14 +31,35 @@ nodes:
   ping: {action: {channel: push, template: noon}}
 `
 
-// bigBroadcastPlan is the segment size and the kills of
-// TestBigBroadcastSurvivesKills: 5,000 members and 3 kills in make test;
-// CAIRN_BIG_BROADCAST members (make chaos: 1,000,000) and 5 kills otherwise.
-func bigBroadcastPlan() (members, kills int) {
+// bigBroadcastPlan is the segment size, the kills and the firing window of
+// TestBigBroadcastSurvivesKills: 5,000 members, 3 kills and a 10ms window
+// (shorter than one 1,000-member slice, so that the clock events wait in
+// the backlog while the kills land) in make test; CAIRN_BIG_BROADCAST
+// members (make chaos: 1,000,000), 5 kills and the default window
+// otherwise.
+func bigBroadcastPlan() (members, kills int, window string) {
 	if n, err := strconv.Atoi(os.Getenv("CAIRN_BIG_BROADCAST")); err == nil && n > 0 {
-		return n, 5
+		return n, 5, "0s"
 	}
-	return 5000, 3
+	return 5000, 3, "10ms"
+}
+
+// deferringLog is what an instance logs when a partition's input starts
+// waiting in its backlog (engine/backlog.go).
+const deferringLog = "deferring the partition's input"
+
+// childLogsWith returns how many of the test's processors logged s.
+func childLogsWith(t *testing.T, s string) int {
+	childrenOf.mu.Lock()
+	cs := childrenOf.m[t.Name()]
+	childrenOf.mu.Unlock()
+	n := 0
+	for _, c := range cs {
+		if b, _ := os.ReadFile(c.log.Name()); strings.Contains(string(b), s) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestBigBroadcastSurvivesKills builds a segment of many members, lets a
@@ -46,12 +68,14 @@ func bigBroadcastPlan() (members, kills int) {
 // at a random member; a cycle whose point is not reached within the time
 // limit is killed by the test instead). Each restart resumes from the
 // broadcast's committed cursor. In the end every member must have exactly
-// one action for the tick, with no action id twice.
+// one action for the tick, with no action id twice. The pass takes longer
+// than the firing window, so the events behind it wait in their
+// partitions' backlogs meanwhile, through the kills.
 func TestBigBroadcastSurvivesKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real processes")
 	}
-	members, kills := bigBroadcastPlan()
+	members, kills, window := bigBroadcastPlan()
 	b := kafkatest.Start(t, broker.Options{})
 	addrs := b.Addrs()
 	kafkatest.CreateTopic(t, addrs, "events", 4, nil)
@@ -80,7 +104,7 @@ func TestBigBroadcastSurvivesKills(t *testing.T) {
 	}
 	args := []string{"run", "--brokers", addrs[0], "--app-id", "big", "--definitions", defs,
 		"--state-dir", t.TempDir(), "--http", "127.0.0.1:0", "--instance-id", "big", "--idle-advance=false",
-		"--session-timeout", "3s", "--rebalance-timeout", "6s", "--transaction-timeout", "20s", "--log-level", "info"}
+		"--session-timeout", "3s", "--rebalance-timeout", "6s", "--transaction-timeout", "20s", "--firing-window", window, "--log-level", "info"}
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 13))
 	atPoint, limit := 0, 60*time.Second+time.Duration(members/5_000)*time.Second
@@ -124,6 +148,9 @@ func TestBigBroadcastSurvivesKills(t *testing.T) {
 	}
 	if atPoint == 0 {
 		t.Fatalf("no kill landed in the broadcast: the test exercised nothing")
+	}
+	if n := childLogsWith(t, deferringLog); n == 0 {
+		t.Fatalf("no instance deferred input behind the pass: the backlog was not exercised")
 	}
 	t.Logf("%d members, %d kills (%d mid-broadcast), exact; final instance converged in %s", members, kills, atPoint, converged)
 }
