@@ -158,8 +158,9 @@ func (s *sampler) stop() {
 	s.rssMax = max(s.rssMax, rssBytes())
 }
 
-// counterSum returns a function summing the counter name over registries.
-func counterSum(name string, regs ...*prometheus.Registry) func() float64 {
+// metricSum returns a function summing the counters or gauges name over
+// regs.
+func metricSum(name string, regs ...*prometheus.Registry) func() float64 {
 	return func() float64 {
 		var sum float64
 		for _, reg := range regs {
@@ -169,7 +170,7 @@ func counterSum(name string, regs ...*prometheus.Registry) func() float64 {
 					continue
 				}
 				for _, m := range mf.GetMetric() {
-					sum += m.GetCounter().GetValue()
+					sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 				}
 			}
 		}
@@ -188,6 +189,20 @@ func waitCommitted(ctx context.Context, adm *kadm.Client, group string, want int
 			if total >= want {
 				return nil
 			}
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+	return ctx.Err()
+}
+
+// waitNoBacklog waits until no partition of the instances behind regs holds
+// records in its backlog (engine/backlog.go): those are consumed, and their
+// offsets committed, but not yet processed.
+func waitNoBacklog(ctx context.Context, regs ...*prometheus.Registry) error {
+	backlog := metricSum("cairn_partition_backlog_records", regs...)
+	for ctx.Err() == nil {
+		if backlog() == 0 {
+			return nil
 		}
 		sleepCtx(ctx, 20*time.Millisecond)
 	}

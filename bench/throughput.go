@@ -200,13 +200,16 @@ func runEngines(ctx context.Context, o Options, e *env, run *ThroughputRun, pref
 		}
 		ins, regs = append(ins, in), append(regs, in.reg)
 	}
-	m := startMeasure(e, label, run.Events, counterSum("cairn_records_consumed_total", regs...), o.Progress)
+	m := startMeasure(e, label, run.Events, metricSum("cairn_records_consumed_total", regs...), o.Progress)
 	werr := waitJoined(ctx, ins, joinFirst, int(o.Partitions))
 	if werr == nil && joinFirst {
 		werr = prefill()
 	}
 	if werr == nil {
 		werr = waitCommitted(ctx, e.adm, app, run.Events)
+	}
+	if werr == nil {
+		werr = waitNoBacklog(ctx, regs...)
 	}
 	m.finish(run)
 	if werr != nil {

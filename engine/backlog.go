@@ -13,7 +13,10 @@ import (
 
 // A partition's backlog holds input records it has consumed but not yet
 // processed, because the timers due before them did not all fire within
-// the transaction's firing window (Config.FiringWindow). A broadcast that
+// the firing window (Config.FiringWindow). Once the window stops a record,
+// the partition processes nothing more in that transaction (the worker is
+// stalled): a transaction fires at most one window's worth of timers
+// beyond those of the records it processes. A broadcast that
 // re-arms itself at the same due time, or an outage that leaves a million
 // waits overdue, would otherwise fire in the transaction of the next
 // record and could outlive the transaction timeout, to be aborted and
@@ -49,35 +52,29 @@ func deferredKey(p int32, offset int64) []byte {
 	return binary.BigEndian.AppendUint64(state.MetaKey(p, deferredPrefix), uint64(offset))
 }
 
-// fireDue fires the partition's timers due by upTo, in due order, while the
-// time spent firing in the open transaction stays under the firing window.
-// It returns what fireDueWhile does. It reads the clock only if a timer is
-// due.
+// fireDue fires the partition's timers due by upTo, in due order, for at
+// most the firing window. It returns what fireDueWhile does. It reads the
+// clock only if a timer is due.
 func (w *worker) fireDue(upTo int64) (last int64, done bool, err error) {
-	last, done, err = w.core.fireDueWhile(upTo, w.moreFiring)
-	if !w.firingFrom.IsZero() {
-		w.firingSpent += time.Since(w.firingFrom)
-		w.firingFrom = time.Time{}
-	}
-	return last, done, err
+	w.firingFrom = time.Time{}
+	return w.core.fireDueWhile(upTo, w.moreFiring)
 }
 
-// moreFiring is fireDue's budget: called before each firing, it charges
-// the time since its previous call in the same fireDue (the previous
-// firing) and says whether the window has time left.
+// moreFiring is fireDue's budget, asked before each firing: the first
+// starts the window, the others fire while it lasts.
 func (w *worker) moreFiring() bool {
 	now := time.Now()
-	if !w.firingFrom.IsZero() {
-		w.firingSpent += now.Sub(w.firingFrom)
+	if w.firingFrom.IsZero() {
+		w.firingFrom = now
+		return true
 	}
-	w.firingFrom = now
-	return w.firingSpent < w.e.cfg.FiringWindow
+	return now.Sub(w.firingFrom) < w.e.cfg.FiringWindow
 }
 
 // take processes r, or adds it to the backlog: behind a backlog, or when
 // the timers due before it did not all fire within the firing window.
 func (w *worker) take(r *kgo.Record) error {
-	if w.backlog == 0 {
+	if w.backlog == 0 && !w.stalled {
 		if done, err := w.processRecord(r); done || err != nil {
 			return err
 		}
@@ -101,10 +98,11 @@ func (w *worker) deferRecord(r *kgo.Record) error {
 }
 
 // drainBacklog processes backlog records in offset order until the backlog
-// is empty or the firing window stops one again. Cost: one scan of the
-// backlog's keys per drainChunk records.
+// is empty or the firing window stops one again; after that, not again in
+// the same transaction. Cost: one scan of the backlog's keys per
+// drainChunk records.
 func (w *worker) drainBacklog() error {
-	for w.backlog > 0 {
+	for w.backlog > 0 && !w.stalled {
 		rs, err := w.deferred(drainChunk)
 		if err != nil {
 			return err

@@ -61,13 +61,14 @@ type Config struct {
 	MaxClockSkew time.Duration
 	// TransactionTimeout is the broker-side transaction timeout. Default 30s.
 	TransactionTimeout time.Duration
-	// FiringWindow bounds the time a partition spends firing timers in one
-	// transaction. When the timers due before a record have not all fired
-	// within it, the record and those after it wait in the partition's
-	// backlog (state) for the next transactions, so that no transaction
-	// outlives TransactionTimeout however many timers fall due at once
-	// (design "Backlog"). Default: CommitInterval, at least 1s, at most a
-	// quarter of TransactionTimeout.
+	// FiringWindow bounds the time a partition spends firing the timers
+	// due before one record (or, idle, in one commit cycle). When they
+	// have not all fired within it, the record and those after it wait in
+	// the partition's backlog (state) for the next transactions, so that
+	// no transaction outlives TransactionTimeout however many timers fall
+	// due at once (docs/design.md, "Firing window and backlog"). Default:
+	// CommitInterval, at least 1s, at most a quarter of
+	// TransactionTimeout.
 	FiringWindow time.Duration
 	// SessionTimeout is the group session timeout. Default 10s.
 	SessionTimeout time.Duration

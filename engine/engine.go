@@ -231,12 +231,19 @@ func (e *Engine) closeSession(cause error) {
 	e.assignErr.Store(nil)
 	e.mu.Lock()
 	for p, w := range e.workers { // in case the callbacks did not run
-		w.stop()
+		e.retire(w)
 		delete(e.workers, p)
 	}
 	e.mu.Unlock()
 	e.releaseAllClaims() // including a partition whose restore failed
 	e.m.owned.Set(0)
+}
+
+// retire stops w, whose partition is no longer this instance's, and
+// forgets its backlog gauge, so that sums over instances stay true.
+func (e *Engine) retire(w *worker) {
+	w.stop()
+	e.m.backlog.DeleteLabelValues(w.label)
 }
 
 func (e *Engine) dropAll() {
@@ -292,7 +299,7 @@ func (e *Engine) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 			var wg sync.WaitGroup
 			w.run(&wg, func() { _ = w.drop() })
 			wg.Wait()
-			w.stop()
+			e.retire(w)
 			delete(e.workers, p)
 		}
 	}

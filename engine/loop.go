@@ -113,7 +113,7 @@ func (l *loop) processOn(w *worker, rs []*kgo.Record, hwm int64) {
 		return
 	}
 	perr := w.processRecords(rs)
-	w.lag.Store(max(0, hwm-w.next))
+	w.lag.Store(max(0, hwm-w.next) + int64(w.backlog)) // the backlog is consumed, not processed
 	l.e.m.lag.WithLabelValues(w.label).Set(float64(w.lag.Load()))
 	if perr == nil {
 		return

@@ -59,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reinits: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_session_reinits_total",
 			Help: "Transactional sessions torn down and rebuilt after an error."}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cairn_partition_lag_records",
-			Help: "Records between the last processed offset and the last stable offset."}, []string{"partition"}),
+			Help: "Records between the last consumed offset and the last stable offset, plus the partition's backlog (consumed, not yet processed)."}, []string{"partition"}),
 		restoreRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_restore_records_total",
 			Help: "Changelog records applied during restores."}, []string{"partition"}),
 		restoreRemain: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cairn_restore_remaining_records",

@@ -44,14 +44,14 @@ type worker struct {
 	timers       int64 // committed timers of the partition
 	active       bool  // processed records in the current commit cycle
 	changelogMax atomic.Int64
-	firingSpent  time.Duration // firing timers in the open transaction (fireDue)
-	firingFrom   time.Time     // start of the firing fireDue is in, if any
-	backlog      int           // backlog records in state, batch included (backlog.go)
+	firingFrom   time.Time // start of the firing window fireDue is in, if any
+	backlog      int       // backlog records in state, batch included (backlog.go)
+	stalled      bool      // the window stopped a record in the open transaction
 	// backlogCommitted is backlog as of the last commit; paused says
 	// whether fetching the partition is paused (syncPause).
 	backlogCommitted int
 	paused           bool
-	lag              atomic.Int64     // input records behind the high watermark, as of the last poll
+	lag              atomic.Int64     // input records behind the high watermark, backlog included, as of the last poll
 	cacheSeen        state.CacheStats // read-cache counters already added to the metrics
 }
 
@@ -152,8 +152,9 @@ func (w *worker) checkKeyPartition(r *kgo.Record) {
 }
 
 // processRecord processes r, or dead-letters it. It returns false, having
-// changed nothing, if the timers due before r did not all fire within the
-// transaction's firing window: r must then wait in the backlog.
+// processed nothing of r and stalled the worker, if the timers due before r
+// did not all fire within the firing window: r must then wait in the
+// backlog.
 func (w *worker) processRecord(r *kgo.Record) (done bool, err error) {
 	if dead, msg := w.e.poison.deadRecord(w.p, r.Offset); dead {
 		w.deadLetter(r, ReasonOperator, errors.New(msg))
@@ -172,6 +173,7 @@ func (w *worker) processRecord(r *kgo.Record) (done bool, err error) {
 	ev.Topic, ev.Partition, ev.Offset = r.Topic, r.Partition, r.Offset
 	c := w.core
 	if _, done, err := w.fireDue(max(c.clock, c.eventTime(&ev))); !done || err != nil {
+		w.stalled = w.stalled || err == nil
 		return false, err // a timer's failure is an operatorFailure already
 	}
 	w.e.m.processed.Inc()
@@ -334,7 +336,7 @@ func (w *worker) apply() error {
 		return err
 	}
 	w.active = false
-	w.firingSpent, w.backlogCommitted = 0, w.backlog
+	w.stalled, w.backlogCommitted = false, w.backlog
 	w.e.m.backlog.WithLabelValues(w.label).Set(float64(w.backlog))
 	w.timers += w.core.timerDelta
 	w.e.m.timersPending.WithLabelValues(w.label).Set(float64(w.timers))
@@ -348,7 +350,7 @@ func (w *worker) apply() error {
 func (w *worker) drop() error {
 	w.active = false
 	w.next = w.marker.InputOffset
-	w.firingSpent, w.backlog = 0, w.backlogCommitted
+	w.stalled, w.backlog = false, w.backlogCommitted
 	w.syncPause()
 	defer w.observeCache()
 	return w.core.drop()

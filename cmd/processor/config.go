@@ -70,7 +70,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
 	fs.DurationVar(&c.RebalanceTime, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for every member to rejoin")
 	fs.DurationVar(&c.TxnTimeout, "transaction-timeout", 30*time.Second, "broker-side transaction timeout")
-	fs.DurationVar(&c.FiringWindow, "firing-window", 0, "most time a partition spends firing timers in one transaction; records behind timers still due wait in its backlog for the next (default: commit-interval, at least 1s, at most a quarter of transaction-timeout)")
+	fs.DurationVar(&c.FiringWindow, "firing-window", 0, "most time a partition spends firing the timers due before one record; that record and the ones after it then wait in the partition's backlog for the next transactions (default: commit-interval, at least 1s, at most a quarter of transaction-timeout)")
 	fs.BoolVar(&c.IdleAdvance, "idle-advance", true, "advance idle partitions' clocks with the wall clock (false: pure event time, for replays)")
 	fs.StringVar(&c.ShadowUntil, "shadow-until", "", "rebuild state from the input log without sending actions for events before this `time` (RFC 3339 or YYYY-MM-DD, UTC)")
 	fs.Int64Var(&c.MinFreeDiskMB, "min-free-disk-mb", 64, "stop cleanly when the state directory's disk has less free space than this (MiB; -1: never)")
