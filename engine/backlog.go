@@ -16,21 +16,21 @@ import (
 // the firing window (Config.FiringWindow). Once the window stops a record,
 // the partition processes nothing more in that transaction (the worker is
 // stalled): a transaction fires at most one window's worth of timers
-// beyond those of the records it processes. A broadcast that
-// re-arms itself at the same due time, or an outage that leaves a million
-// waits overdue, would otherwise fire in the transaction of the next
-// record and could outlive the transaction timeout, to be aborted and
-// retried forever.
+// beyond those of the records it processes. A broadcast that re-arms
+// itself at the same due time, or an outage that leaves a million waits
+// overdue, would otherwise fire in the transaction of the next record and
+// could outlive the transaction timeout, to be aborted and retried
+// forever.
 //
 // The backlog is state: each record is a meta key p|meta|"deferred/"+offset
 // written through the batch, so it is changelogged and committed with the
 // input offsets that consumed it, and a restore brings it back. The
 // records are processed in offset order, each after every timer due before
 // it, so where the transactions end changes nothing a record or timer
-// sees: outcomes stay those of event time (design "Backlog"). While a
-// partition has a backlog, the records it polls join the backlog and its
-// fetching is paused, so the backlog holds at most about what was already
-// fetched.
+// sees: outcomes stay those of event time (docs/design.md, "Firing window
+// and backlog"). While a partition has a backlog, the records it polls
+// join the backlog and its fetching is paused, so the backlog holds at
+// most about what was already fetched.
 
 // deferredPrefix starts the meta name of every backlog record; the record's
 // input offset follows it, big-endian, so the keys sort in offset order.

@@ -76,8 +76,9 @@ func TestLongPassDefersInputInsteadOfOutlivingTheTransaction(t *testing.T) {
 			kafkatest.ProduceEvents(t, addrs, input, evs)
 			cfg := func(c *engine.Config) {
 				// The window is at least franz-go's 500ms wait after a
-				// transaction that committed no offsets (docs/design.md
-				// "Backlog"), or that wait would be most of the test.
+				// transaction that committed no offsets (docs/design.md,
+				// "Firing window and backlog"), or that wait would be
+				// most of the test.
 				c.TransactionTimeout, c.FiringWindow, c.CommitInterval = 2*time.Second, 500*time.Millisecond, 20*time.Millisecond
 				c.DisableIdleAdvance = true
 			}
