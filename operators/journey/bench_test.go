@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"testing"
+
+	"github.com/cairn-cjo/cairn/state"
 )
 
 // BenchmarkBroadcast measures one broadcast pass over a segment of 20,000
@@ -33,4 +35,27 @@ func BenchmarkBroadcast(b *testing.B) {
 		b.Fatalf("%d outputs for %d passes of %d members", outputs, b.N, members)
 	}
 	b.ReportMetric(float64(b.N*members)/b.Elapsed().Seconds(), "members/s")
+}
+
+// BenchmarkRecordRoundTrip reads and writes back a journey record whose
+// entry event has props, as every event that touches an instance does
+// without reading the entry (the props stay undecoded).
+func BenchmarkRecordRoundTrip(b *testing.B) {
+	rec := userRec{Seq: 3, Version: 2, Active: true, Node: "wait_1", NodeTS: 1763800000000, Due: 1763803600000,
+		Entry: storedEvent{Name: "add_to_cart", TS: 1763800000000, ID: "e-12345",
+			Props: map[string]any{"sku": "sku-12", "price": 19.9, "channel": "app", "qty": int64(2)}}}
+	v, err := state.EncodeValue(&rec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var r userRec
+		if err := state.DecodeValue(v, &r); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := state.EncodeValue(&r); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
