@@ -294,3 +294,29 @@ func TestConfigRejectsUnknownDelivery(t *testing.T) {
 		t.Error("Validate accepted delivery at-most-once")
 	}
 }
+
+func TestConfigFiringWindow(t *testing.T) {
+	tests := []struct {
+		name                string
+		commit, txn, window time.Duration
+		wantWindow          time.Duration
+		wantErr             bool
+	}{
+		{"default: at least 1s", 100 * time.Millisecond, 30 * time.Second, 0, time.Second, false},
+		{"default: the commit interval if longer", 3 * time.Second, 30 * time.Second, 0, 3 * time.Second, false},
+		{"default: at most a quarter of the transaction timeout", 100 * time.Millisecond, 2 * time.Second, 0, 500 * time.Millisecond, false},
+		{"set", 100 * time.Millisecond, 30 * time.Second, 10 * time.Millisecond, 10 * time.Millisecond, false},
+		{"not below the transaction timeout", 100 * time.Millisecond, 10 * time.Second, 10 * time.Second, 10 * time.Second, true},
+		{"negative", 100 * time.Millisecond, 10 * time.Second, -time.Second, -time.Second, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := engine.Config{Brokers: []string{"x:9092"}, CommitInterval: tc.commit, TransactionTimeout: tc.txn, FiringWindow: tc.window}
+			cfg.EnsureDefaults()
+			err := cfg.Validate()
+			if cfg.FiringWindow != tc.wantWindow || (err != nil) != tc.wantErr {
+				t.Errorf("FiringWindow %s, Validate: %v; want %s, error %v", cfg.FiringWindow, err, tc.wantWindow, tc.wantErr)
+			}
+		})
+	}
+}
