@@ -45,7 +45,7 @@ bench-funnels: build
 	bench/funnel-rounds.sh
 
 ## bench-floor: the passthrough, Cairn with no definitions, the counter and the examples in
-## alternating rounds: how far the definitions are from issue #6's target; ROUNDS=5 EVENTS=100000.
+## alternating rounds: how far the definitions are from issue #6's target; ROUNDS=3 EVENTS=500000.
 bench-floor: build
 	bench/floor-rounds.sh
 

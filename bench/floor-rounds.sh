@@ -8,35 +8,24 @@
 # median of the per-round ratios to the passthrough, and CPU per event.
 #
 #   bench/floor-rounds.sh            # or: make bench-floor
-#   ROUNDS=3 EVENTS=200000 PROCESSOR=/tmp/old-processor bench/floor-rounds.sh
+#   ROUNDS=5 EVENTS=100000 PROCESSOR=/tmp/old-processor bench/floor-rounds.sh
+#
+# 500,000 events by default, as the standard suite: at 100,000 the
+# passthrough runs for a tenth of a second and its rate is mostly start-up.
 set -euo pipefail
-bin=${PROCESSOR:-bin/processor}
-rounds=${ROUNDS:-5}
-events=${EVENTS:-100000}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+: "${ROUNDS:=3}" "${EVENTS:=500000}"
+. "$(dirname "$0")/rounds-lib.sh"
 mkdir "$tmp/none"
 
-run() {
-	local mode=$1 out
-	shift
-	out=$("$bin" bench --events "$events" --only "$mode" --runs 1 "$@" 2>&1) || { echo "$out" >&2; exit 1; }
-	awk '/median/ {print $3, $5}' <<<"$out"
-}
-
 for r in $(seq "$rounds"); do
-	echo "$r passthrough $(run passthrough)"
-	echo "$r no-definitions $(run cairn --definitions "$tmp/none")"
-	echo "$r counter $(run cairn)"
-	echo "$r examples $(run cairn --definitions examples)"
+	echo "$r passthrough $(bench_run passthrough)"
+	echo "$r no-definitions $(bench_run cairn --definitions "$tmp/none")"
+	echo "$r counter $(bench_run cairn)"
+	echo "$r examples $(bench_run cairn --definitions examples)"
 done | tee "$tmp/rounds" | awk '{printf "round %s  %-16s %8d events/s  %6.2f CPU s/M\n", $1, $2, $3, $4}'
 
-awk '
+awk "$median_awk"'
 	{ rate[$1, $2] = $3; cpu[$1, $2] = $4; n = $1 > n ? $1 : n }
-	function median(a, k,   i, j, t) {
-		for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-	}
 	function report(what,   r, x, c) {
 		for (r = 1; r <= n; r++) { x[r] = rate[r, what] / rate[r, "passthrough"]; c[r] = cpu[r, what] }
 		printf "%-16s %5.2f of the passthrough (", what, median(x, n)

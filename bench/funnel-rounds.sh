@@ -7,20 +7,12 @@
 #   bench/funnel-rounds.sh            # or: make bench-funnels
 #   ROUNDS=3 EVENTS=200000 PROCESSOR=/tmp/old-processor bench/funnel-rounds.sh
 set -euo pipefail
-bin=${PROCESSOR:-bin/processor}
-rounds=${ROUNDS:-5}
-events=${EVENTS:-100000}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/rounds-lib.sh"
 mkdir "$tmp/none" "$tmp/examples"
 cp examples/*.yaml "$tmp/examples/"
 rm -f "$tmp/examples/funnels.yaml" # the baseline has no funnel
 
-run() {
-	local out
-	out=$("$bin" bench --events "$events" --only cairn --runs 1 "$@" 2>&1) || { echo "$out" >&2; exit 1; }
-	awk '/median/ {print $3, $5}' <<<"$out"
-}
+run() { bench_run cairn "$@"; }
 
 for r in $(seq "$rounds"); do
 	echo "$r no-definitions $(run --definitions "$tmp/none")"
@@ -32,12 +24,8 @@ for r in $(seq "$rounds"); do
 done | tee "$tmp/rounds" | awk '{printf "round %s  %-16s %8d events/s  %6.2f CPU s/M\n", $1, $2, $3, $4}'
 
 # Per round, 50 funnels over each baseline; medians over the rounds.
-awk '
+awk "$median_awk"'
 	{ rate[$1, $2] = $3; n = $1 > n ? $1 : n }
-	function median(a, k,   i, j, t) {
-		for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-	}
 	function report(num, den, label,   r, x) {
 		for (r = 1; r <= n; r++) x[r] = rate[r, num] / rate[r, den]
 		printf "%-44s %.2f (", label, median(x, n)
