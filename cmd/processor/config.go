@@ -38,7 +38,7 @@ type Config struct {
 	SessionTimeout time.Duration    // --session-timeout: group session timeout
 	RebalanceTime  time.Duration    // --rebalance-timeout: how long a rebalance waits for members to rejoin
 	TxnTimeout     time.Duration    // --transaction-timeout: broker-side transaction timeout
-	FiringWindow   time.Duration    // --firing-window: most time a partition fires timers per transaction
+	FiringWindow   time.Duration    // --firing-window: most time a partition fires the timers due before one record
 	IdleAdvance    bool             // --idle-advance: let the wall clock move idle partitions' clocks
 	ShadowUntil    string           // --shadow-until: hold back actions of events before this time (rebuilding state)
 	MinFreeDiskMB  int64            // --min-free-disk-mb: stop before the state disk fills up
