@@ -1,11 +1,14 @@
 package engine_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cairn-cjo/cairn/engine"
 	"github.com/cairn-cjo/cairn/internal/kafkatest"
@@ -16,9 +19,9 @@ const passOut = "pass"
 
 // pass is a broadcast in miniature: a "start" event arms a timer whose
 // every firing takes sliceCost, emits "slice:i" and re-arms the timer at
-// the same due time, until slices firings. Every event emits
-// "event:<id>". In event time all slices come between "start" and the
-// next event.
+// the same due time, until slices firings. Every other event emits
+// "event:<id>", but one with props.fail, on which it fails. In event time
+// all slices come between "start" and the next event.
 type pass struct {
 	slices    int
 	sliceCost time.Duration
@@ -28,6 +31,9 @@ func (o *pass) Name() string     { return "pass" }
 func (o *pass) Events() []string { return nil }
 
 func (o *pass) OnEvent(ctx *engine.Context, ev *engine.Event) error {
+	if ev.Props["fail"] != nil {
+		return errors.New("cannot handle this event")
+	}
 	ctx.Emit(engine.Output{Topic: passOut, Key: []byte(ctx.UserID()), Value: []byte("event:" + ev.EventID)})
 	if ev.Name == "start" {
 		return ctx.SetTimer("pass", ev.TS+1, []byte("0"))
@@ -55,7 +61,9 @@ func (o *pass) OnTimer(ctx *engine.Context, t *engine.Timer) error {
 // several transactions, each within the firing window, while the events
 // behind them wait in its backlog: every output comes exactly once, in
 // event-time order, also when the backlog moves to a new instance with an
-// empty state directory (restored from the changelog) half-way.
+// empty state directory (restored from the changelog) half-way. A
+// malformed record and one the operator fails on, waiting in the backlog
+// among the others, go to the DLQ once each, and the partition goes on.
 func TestLongPassDefersInputInsteadOfOutlivingTheTransaction(t *testing.T) {
 	for _, restart := range []bool{false, true} {
 		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
@@ -70,10 +78,18 @@ func TestLongPassDefersInputInsteadOfOutlivingTheTransaction(t *testing.T) {
 			}
 			for i := range 20 {
 				id := fmt.Sprint("e", i)
-				evs = append(evs, kafkatest.Event{UserID: "u", Event: "view_item", TS: ts0 + 10 + int64(i), EventID: id})
-				want = append(want, "event:"+id)
+				ev := kafkatest.Event{UserID: "u", Event: "view_item", TS: ts0 + 10 + int64(i), EventID: id}
+				if i == 7 {
+					ev.Props = map[string]any{"fail": true} // dead-lettered after a retry
+				} else {
+					want = append(want, "event:"+id)
+				}
+				evs = append(evs, ev)
 			}
-			kafkatest.ProduceEvents(t, addrs, input, evs)
+			rs := kafkatest.EventRecords(t, input, evs)
+			bad := &kgo.Record{Topic: input, Key: []byte("u"), Value: []byte("{not json")}
+			rs = slices.Insert(rs, 5, bad) // in the same partition as u's events
+			kafkatest.ProduceRecords(t, addrs, rs)
 			cfg := func(c *engine.Config) {
 				// The window is at least franz-go's 500ms wait after a
 				// transaction that committed no offsets (docs/design.md,
@@ -103,6 +119,14 @@ func TestLongPassDefersInputInsteadOfOutlivingTheTransaction(t *testing.T) {
 			}
 			if !slices.Equal(got, want) {
 				t.Fatalf("outputs, in order:\n got %v\nwant %v", got, want)
+			}
+			var reasons []string
+			for _, r := range kafkatest.ReadCommitted(t, addrs, input+".dlq") {
+				reasons = append(reasons, headers(r)["cairn.reason"])
+			}
+			slices.Sort(reasons)
+			if want := []string{engine.ReasonNotDecoded, engine.ReasonOperator}; !slices.Equal(reasons, want) {
+				t.Errorf("dead letters' reasons %v, want %v", reasons, want)
 			}
 		})
 	}
