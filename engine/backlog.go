@@ -52,16 +52,11 @@ func deferredKey(p int32, offset int64) []byte {
 	return binary.BigEndian.AppendUint64(state.MetaKey(p, deferredPrefix), uint64(offset))
 }
 
-// fireDue fires the partition's timers due by upTo, in due order, for at
-// most the firing window. It returns what fireDueWhile does. It reads the
-// clock only if a timer is due.
-func (w *worker) fireDue(upTo int64) (last int64, done bool, err error) {
-	w.firingFrom = time.Time{}
-	return w.core.fireDueWhile(upTo, w.moreFiring)
-}
-
-// moreFiring is fireDue's budget, asked before each firing: the first
-// starts the window, the others fire while it lasts.
+// moreFiring is the firing window as a fireDueWhile budget, asked before
+// each firing: the first starts the window, the others fire while it
+// lasts. The caller zeroes firingFrom before each firing run; the wall
+// clock is read only when a timer is due, and w.moreFiring, passed down
+// without being kept, allocates nothing.
 func (w *worker) moreFiring() bool {
 	now := time.Now()
 	if w.firingFrom.IsZero() {
@@ -74,7 +69,7 @@ func (w *worker) moreFiring() bool {
 // take processes r, or adds it to the backlog: behind a backlog, or when
 // the timers due before it did not all fire within the firing window.
 func (w *worker) take(r *kgo.Record) error {
-	if w.backlog == 0 && !w.stalled {
+	if w.backlog == 0 { // a stalled worker has a backlog: the record that stalled it
 		if done, err := w.processRecord(r); done || err != nil {
 			return err
 		}
@@ -127,8 +122,8 @@ func (w *worker) drainBacklog() error {
 // errEnough stops a scan that has read what it needs.
 var errEnough = errors.New("enough")
 
-// deferred returns the first n records of the backlog (all if n < 0), in
-// offset order, as the input records they were.
+// deferred returns the first n records of the backlog, in offset order, as
+// the input records they were.
 func (w *worker) deferred(n int) ([]*kgo.Record, error) {
 	pre := state.MetaKey(w.p, deferredPrefix)
 	var rs []*kgo.Record
@@ -157,11 +152,12 @@ func (w *worker) deferred(n int) ([]*kgo.Record, error) {
 // the partition to match, whatever this client did with it before. It is
 // called once the partition is assigned and restored.
 func (w *worker) loadBacklog() error {
-	rs, err := w.deferred(-1)
-	if err != nil {
-		return err
+	pre := state.MetaKey(w.p, deferredPrefix)
+	n := 0
+	if err := w.core.batch.Scan(pre, state.PrefixEnd(pre), func(_, _ []byte) error { n++; return nil }); err != nil {
+		return fmt.Errorf("reading the backlog of partition %d: %w", w.p, err)
 	}
-	w.backlog, w.backlogCommitted = len(rs), len(rs)
+	w.backlog, w.backlogCommitted = n, n
 	w.e.m.backlog.WithLabelValues(w.label).Set(float64(w.backlog))
 	w.paused = w.backlog == 0 // so that syncPause resumes it
 	w.syncPause()

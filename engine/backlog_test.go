@@ -131,3 +131,63 @@ func TestLongPassDefersInputInsteadOfOutlivingTheTransaction(t *testing.T) {
 		})
 	}
 }
+
+// clockProbe arms a timer one ms after a "arm" event and, when it fires,
+// emits the partition clock it sees.
+type clockProbe struct{}
+
+func (clockProbe) Name() string     { return "probe" }
+func (clockProbe) Events() []string { return nil }
+
+func (clockProbe) OnEvent(ctx *engine.Context, ev *engine.Event) error {
+	if ev.Name == "arm" {
+		return ctx.SetTimer("t", ev.TS+1, nil)
+	}
+	return nil
+}
+
+func (clockProbe) OnTimer(ctx *engine.Context, t *engine.Timer) error {
+	ctx.Emit(engine.Output{Topic: passOut, Key: []byte(ctx.UserID()), Value: []byte(fmt.Sprint(ctx.Clock()))})
+	return nil
+}
+
+// TestTimersBeforeAnEventSeeTheClockLocalSees: a timer fired before an
+// event sees the partition clock already at that event's time, in the
+// engine's workers (with their firing window) as in engine.Local.
+func TestTimersBeforeAnEventSeeTheClockLocalSees(t *testing.T) {
+	ts0 := int64(1_700_000_000_000)
+	evs := []kafkatest.Event{{UserID: "u", Event: "arm", TS: ts0, EventID: "a"}, {UserID: "u", Event: "view_item", TS: ts0 + 100, EventID: "b"}}
+	l, err := engine.NewLocal(0, clockProbe{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var want []string
+	for _, ev := range evs {
+		outs, err := l.Process(engine.Event{UserID: ev.UserID, Name: ev.Event, TS: ev.TS, EventID: ev.EventID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range outs {
+			want = append(want, string(o.Value))
+		}
+	}
+
+	addrs := newBroker(t)
+	kafkatest.CreateTopic(t, addrs, passOut, 1, nil)
+	kafkatest.ProduceEvents(t, addrs, input, evs)
+	st, err := state.OpenPebble(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := startInstanceWith(t, addrs, "one", st, []engine.Operator{clockProbe{}}, func(c *engine.Config) { c.DisableIdleAdvance = true })
+	kafkatest.WaitRecords(t, addrs, passOut, len(want))
+	in.stop(t)
+	var got []string
+	for _, r := range kafkatest.ReadCommitted(t, addrs, passOut) {
+		got = append(got, string(r.Value))
+	}
+	if !slices.Equal(got, want) || len(want) != 1 {
+		t.Fatalf("clock seen by the timer: engine %v, Local %v (want one firing)", got, want)
+	}
+}

@@ -48,7 +48,10 @@ func (l *Local) Process(ev Event) ([]Output, error) {
 		ev.Topic, ev.Partition, ev.Offset = "local", l.core.p, l.offset
 		l.offset++
 	}
-	return l.run(func() error { return l.core.processEvent(&ev) })
+	return l.run(func() error {
+		_, err := l.core.processEvent(&ev, nil)
+		return err
+	})
 }
 
 // AdvanceTo moves the partition clock to ts, as an idle partition's wall

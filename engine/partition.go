@@ -146,17 +146,21 @@ func (c *partitionCore) writeClock() error {
 	return c.batch.Set(state.MetaKey(c.p, clockKeyName), binary.BigEndian.AppendUint64(nil, uint64(c.clock)))
 }
 
-// processEvent advances the clock, fires due timers, applies profile updates
-// and hands ev to every operator that listens for it, then drains the
-// internal events they emitted.
-func (c *partitionCore) processEvent(ev *Event) error {
-	if err := c.advance(c.eventTime(ev)); err != nil {
-		return err
+// processEvent advances the clock, fires due timers while more (if not
+// nil) allows, applies profile updates and hands ev to every operator that
+// listens for it, then drains the internal events they emitted. It returns
+// false, having handed ev to no operator, if more stopped the firing before
+// every timer due by the clock fired; the clock has then moved as for ev,
+// so the firings that follow, in a later call with ev, see what they would
+// have seen without the stop.
+func (c *partitionCore) processEvent(ev *Event, more func() bool) (bool, error) {
+	if done, err := c.advanceWhile(c.eventTime(ev), more); !done || err != nil {
+		return false, err
 	}
 	if err := c.dispatch(ev); err != nil {
-		return err
+		return false, err
 	}
-	return c.drainInternal()
+	return true, c.drainInternal()
 }
 
 // eventTime is the time ev moves the clock to, if later: its ts, at most
@@ -171,10 +175,18 @@ func (c *partitionCore) eventTime(ev *Event) int64 {
 // advance moves the clock to ts (if later) and fires every timer due at or
 // before the clock, in due order.
 func (c *partitionCore) advance(ts int64) error {
+	_, err := c.advanceWhile(ts, nil)
+	return err
+}
+
+// advanceWhile is advance firing while more (if not nil) allows; it
+// reports whether every timer due by the clock fired.
+func (c *partitionCore) advanceWhile(ts int64, more func() bool) (bool, error) {
 	if err := c.setClock(ts); err != nil {
-		return err
+		return false, err
 	}
-	return c.fireDue(c.clock)
+	_, done, err := c.fireDueWhile(c.clock, more)
+	return done, err
 }
 
 func (c *partitionCore) dispatch(ev *Event) error {

@@ -46,7 +46,7 @@ type worker struct {
 	changelogMax atomic.Int64
 	firingFrom   time.Time // start of the firing window fireDue is in, if any
 	backlog      int       // backlog records in state, batch included (backlog.go)
-	stalled      bool      // the window stopped a record in the open transaction
+	stalled      bool      // the window stopped a record in the open transaction; it is in the backlog, so backlog > 0
 	// backlogCommitted is backlog as of the last commit; paused says
 	// whether fetching the partition is paused (syncPause).
 	backlogCommitted int
@@ -172,13 +172,17 @@ func (w *worker) processRecord(r *kgo.Record) (done bool, err error) {
 		return true, nil
 	}
 	ev.Topic, ev.Partition, ev.Offset = r.Topic, r.Partition, r.Offset
-	c := w.core
-	if _, done, err := w.fireDue(max(c.clock, c.eventTime(&ev))); !done || err != nil {
-		w.stalled = w.stalled || err == nil
-		return false, err // a timer's failure is an operatorFailure already
+	w.firingFrom = time.Time{}
+	done, err = w.core.processEvent(&ev, w.moreFiring)
+	if err != nil {
+		return false, asOperatorFailure(err, func() string { return recordKey(w.p, r.Offset) })
+	}
+	if !done {
+		w.stalled = true
+		return false, nil
 	}
 	w.e.m.processed.Inc()
-	return true, asOperatorFailure(c.processEvent(&ev), func() string { return recordKey(w.p, r.Offset) })
+	return true, nil
 }
 
 // deadLetter produces r to the DLQ in the current transaction, with headers
@@ -242,7 +246,8 @@ func (w *worker) idle(now int64) error {
 		return err
 	}
 	if due <= now {
-		last, done, err := w.fireDue(now)
+		w.firingFrom = time.Time{}
+		last, done, err := c.fireDueWhile(now, w.moreFiring)
 		if err != nil || !done {
 			// Overdue timers beyond the firing window fire in the next
 			// cycles, each in its own transaction; the clock follows them.

@@ -120,11 +120,7 @@ func (s *storedEvent) EncodeMsgpack(e *msgpack.Encoder) error {
 	w.key("t")
 	w.err1(e.EncodeInt64(s.TS))
 	w.stringIf("i", s.ID)
-	if s.rawProps != nil {
-		w.key("p")
-		w.err1(e.Encode(s.rawProps))
-	}
-	w.propsIf("p", s.Props)
+	w.propsIf("p", s.Props, s.rawProps)
 	return w.err
 }
 
@@ -154,7 +150,7 @@ func (h *histEvent) EncodeMsgpack(e *msgpack.Encoder) error {
 	w.mapLen(1 + count(len(h.Props) > 0))
 	w.key("t")
 	w.err1(e.EncodeInt64(h.TS))
-	w.propsIf("p", h.Props)
+	w.propsIf("p", h.Props, nil)
 	return w.err
 }
 
@@ -280,11 +276,16 @@ func (w *fieldWriter) int64If(k string, v int64) {
 	}
 }
 
-// propsIf writes a non-empty map[string]any as reflection does: through
-// Encode, which sorts its keys if the encoder is set to (state.EncodeValue's
-// is). EncodeMap would not sort them.
-func (w *fieldWriter) propsIf(k string, v map[string]any) {
-	if len(v) > 0 {
+// propsIf writes props kept undecoded (raw, as read) or else a non-empty
+// map[string]any as reflection does: through Encode, which sorts its keys
+// if the encoder is set to (state.EncodeValue's is). EncodeMap would not
+// sort them.
+func (w *fieldWriter) propsIf(k string, v map[string]any, raw msgpack.RawMessage) {
+	switch {
+	case raw != nil:
+		w.key(k)
+		w.err1(w.e.Encode(raw))
+	case len(v) > 0:
 		w.key(k)
 		w.err1(w.e.Encode(v))
 	}
